@@ -1,0 +1,287 @@
+"""The ``res64`` command line: parse options, build a frozen config, call the library.
+
+Every :class:`probe.errors.ProbeError` becomes a one-line message and exit code 2; an interrupted
+measurement exits 130 after flushing what it finished.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+
+from probe._version import __version__
+from probe.config import (
+    DEFAULT_CONTROL_RESOLVER,
+    Limits,
+    MeasureConfig,
+    Timeouts,
+    loopback_only_from_env,
+    parse_host_port,
+    validate_proxy,
+)
+from probe.console import RichProgress, err_console
+from probe.errors import ConfigError, ProbeError, TargetError
+
+app = typer.Typer(
+    name="res64",
+    help=(
+        "res64-probe: evidence-grade measurements of denial of access to public Internet sites "
+        "(ITU Resolution 64). Measure, analyse, report."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+targets_app = typer.Typer(help="Check target lists.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        typer.echo(f"res64-probe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_cb, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """res64-probe command line."""
+
+
+def _split_targets(items: list[str]) -> tuple[list[Path], list[str]]:
+    files, urls = [], []
+    for it in items:
+        if "://" in it:
+            urls.append(it)
+        elif Path(it).exists() or it.endswith((".csv", ".txt")):
+            files.append(Path(it))
+        else:
+            urls.append(it)
+    return files, urls
+
+
+def load_all_targets(items: list[str]):  # -> list[Target]
+    from probe.targets import load_targets, targets_from_urls
+
+    files, urls = _split_targets(items)
+    out = []
+    seen: set[str] = set()
+    for f in files:
+        for t in load_targets(f):
+            if t.url not in seen:
+                seen.add(t.url)
+                out.append(t)
+    for t in targets_from_urls(urls):
+        if t.url not in seen:
+            seen.add(t.url)
+            out.append(t)
+    if not out:
+        raise TargetError("no targets: give a target CSV or one or more URLs")
+    return out, [str(f) for f in files]
+
+
+def _existing_file(p: Path | None, opt: str) -> Path | None:
+    if p is None:
+        return None
+    if not p.is_file():
+        raise ConfigError(f"{opt}: {p} is not a readable file")
+    return p
+
+
+@app.command()
+def measure(
+    targets: Annotated[
+        list[str], typer.Argument(help="Target CSV file(s) and/or URLs.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    campaign: Annotated[str, typer.Option(help="Campaign name (partition key).")] = "adhoc",
+    country: Annotated[
+        str | None, typer.Option(help="Vantage country (ISO alpha-2); else from GeoIP.")
+    ] = None,
+    source_address: Annotated[
+        str | None, typer.Option(help="Bind every socket to this local address.")
+    ] = None,
+    proxy: Annotated[
+        str | None, typer.Option(help="Measure through a proxy (http://, https://, socks5://).")
+    ] = None,
+    resolver: Annotated[
+        str | None, typer.Option(help="Resolver IP[:PORT] (default: the system resolver).")
+    ] = None,
+    control_resolver: Annotated[
+        str,
+        typer.Option(
+            help="Control resolver IP[:PORT] or DoH https URL, queried besides the system one; "
+            "'none' disables it."
+        ),
+    ] = DEFAULT_CONTROL_RESOLVER,
+    geoip: Annotated[
+        Path | None, typer.Option(help="GeoIP database (.mmdb) instead of the embedded one.")
+    ] = None,
+    geoip_overrides: Annotated[
+        Path | None, typer.Option(help="CSV prefix,cc,asn,as_name that wins over the database.")
+    ] = None,
+    ca_bundle: Annotated[
+        Path | None, typer.Option(help="Trust only these CA certificates (PEM).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=4096, help="Targets at once.")] = 64,
+    per_host: Annotated[int, typer.Option(min=1, max=16, help="Requests per host at once.")] = 2,
+    timeout: Annotated[float, typer.Option(min=0.1, help="HTTP step timeout (s).")] = 20.0,
+    repeat: Annotated[int, typer.Option(min=1, help="Measure the list N times.")] = 1,
+    interval: Annotated[float, typer.Option(min=0, help="Seconds between repetitions.")] = 0.0,
+    body_bytes: Annotated[
+        int, typer.Option(min=0, max=1 << 20, help="Body prefix bytes stored.")
+    ] = 32 * 1024,
+    vantage_id: Annotated[
+        str | None, typer.Option(help="Pseudonymous vantage id (default: persisted random id).")
+    ] = None,
+    discover: Annotated[
+        bool,
+        typer.Option(
+            "--discover/--no-discover",
+            help="Find the vantage country from its public address (asks IP-echo services; "
+            "the address is never stored).",
+        ),
+    ] = True,
+    resume: Annotated[bool, typer.Option(help="Continue the last unfinished run.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Measure DNS, TCP, TLS and HTTP(S) reachability of targets; write Parquet to --out."""
+    from probe.geo import open_geo
+    from probe.runner import run_measurements
+    from probe.vantage import resolve_vantage
+
+    loopback_only = loopback_only_from_env()
+    tlist, sources = load_all_targets(targets)
+    if resolver:
+        parse_host_port(resolver, 53, "--resolver")
+    ctl = None if control_resolver.lower() == "none" else control_resolver
+    if ctl and not ctl.startswith("https://"):
+        parse_host_port(ctl, 53, "--control-resolver")
+    if proxy:
+        validate_proxy(proxy)
+    geo = open_geo(
+        _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
+    )
+    vantage = resolve_vantage(
+        geo,
+        country=country,
+        source_address=source_address,
+        vantage_id=vantage_id,
+        discover=discover and not loopback_only,
+    )
+    cfg = MeasureConfig(
+        out=str(out),
+        vantage=vantage,
+        campaign=campaign,
+        resolver=resolver,
+        control_resolver=ctl,
+        proxy=proxy,
+        ca_bundle=_existing_file(ca_bundle, "--ca-bundle"),
+        geoip=geoip,
+        geoip_overrides=geoip_overrides,
+        timeouts=Timeouts.from_total(timeout),
+        limits=Limits(body_prefix_bytes=body_bytes),
+        concurrency=concurrency,
+        per_host=per_host,
+        repeat=repeat,
+        interval=interval,
+        resume=resume,
+        quiet=quiet,
+        loopback_only=loopback_only,
+    )
+    console = err_console()
+    progress = None if quiet else RichProgress(console=console)
+    summary = trio.run(
+        lambda: run_measurements(
+            cfg,
+            tlist,
+            geo,
+            progress=progress,
+            target_sources=sources,
+            on_note=lambda n: console.print(f"[yellow]note:[/] {n}"),
+        )
+    )
+    failed = sum(summary.by_step.values())
+    console.print(
+        f"run {summary.run_id}: {summary.measured} measured "
+        f"({summary.measured - failed} ok, {failed} failed"
+        + (
+            ", " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_step.items()))
+            if failed
+            else ""
+        )
+        + f") in {summary.seconds:.1f} s"
+        + (f"; {summary.skipped_done} already done" if summary.skipped_done else "")
+    )
+    console.print(f"dataset: {out}  manifest: {summary.manifest_path}")
+    if summary.interrupted:
+        console.print(
+            "[yellow]interrupted[/]: finished measurements were saved; continue with --resume"
+        )
+        raise typer.Exit(130)
+
+
+@targets_app.command("check")
+def targets_check(
+    file: Annotated[Path, typer.Argument(help="Target CSV to validate.")],
+) -> None:
+    """Validate a target list; print a summary, or the errors (exit 2)."""
+    from probe.targets import load_targets, summarise
+
+    tl = load_targets(file)
+    s = summarise(tl)
+    typer.echo(f"{file}: {len(tl)} targets OK")
+    for key, val in s.items():
+        if isinstance(val, dict):
+            items = ", ".join(f"{k} {v}" for k, v in sorted(val.items(), key=lambda kv: -kv[1]))
+            typer.echo(f"  {key}: {items}")
+        else:
+            typer.echo(f"  {key}: {val}")
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the demo dataset.")
+    ] = Path("res64-demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Offline demo: start a loopback world, measure it from several vantages, analyse, report."""
+    from probe.demo import run_demo
+
+    run_demo(out, quiet=quiet, console=err_console())
+
+
+def main() -> None:
+    """Console-script entry point: ProbeError → one line on stderr, exit 2."""
+    try:
+        app()
+    except ProbeError as exc:
+        msg = str(exc).strip() or type(exc).__name__
+        sys.stderr.write(f"res64: error: {msg}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("res64: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line unless asked for the traceback
+        if os.environ.get("RES64_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"res64: internal error: {type(exc).__name__}: {exc} "
+            "(set RES64_DEBUG=1 for a traceback, and please report it)\n"
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""The measurement runner: trio nursery, bounded concurrency, per-host politeness, storage.
+
+``run_measurements`` measures every (repetition, target) job once, streams the rows through a
+memory channel to a single writer task (rolling Parquet files, SPEC §7) and returns a
+:class:`RunSummary`.  SIGINT/SIGTERM cancel the measurements, flush what is finished and mark the
+run ``interrupted`` so that ``--resume`` can continue it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import trio
+
+from probe.config import MeasureConfig, redact_url
+from probe.errors import ConfigError
+from probe.geo import GeoResolver
+from probe.ids import new_run_id
+from probe.measure import Context, measure_target
+from probe.records import Measurement
+from probe.steps.dns import ResolverSpec, system_resolver
+from probe.store import (
+    DatasetWriter,
+    Manifest,
+    find_resumable,
+    reconcile,
+    update_counts,
+)
+from probe.targets import Target, targets_sha256
+
+FDS_PER_MEASUREMENT = 8
+FD_MARGIN = 64
+
+
+class Progress(Protocol):
+    def start(self, total: int, done: int) -> None: ...
+    def advance(self, m: Measurement) -> None: ...
+    def stop(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, total: int, done: int) -> None:
+        pass
+
+    def advance(self, m: Measurement) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    out: Path
+    measured: int = 0
+    skipped_done: int = 0
+    by_step: Counter[str] = field(default_factory=Counter)
+    files: int = 0
+    interrupted: bool = False
+    resumed: bool = False
+    seconds: float = 0.0
+    manifest_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def effective_concurrency(requested: int) -> tuple[int, str | None]:
+    """Concurrency that fits the file-descriptor limit (raising the soft limit if allowed)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = requested * FDS_PER_MEASUREMENT + FD_MARGIN
+    if need > soft:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    fit = max(1, (soft - FD_MARGIN) // FDS_PER_MEASUREMENT)
+    if fit < requested:
+        return fit, (
+            f"concurrency lowered from {requested} to {fit} to stay within the open-file limit "
+            f"(ulimit -n {soft}); raise it with `ulimit -n` to go faster"
+        )
+    return requested, None
+
+
+def config_for_manifest(cfg: MeasureConfig) -> dict[str, Any]:
+    """The run configuration without secrets or the operator's addresses."""
+    return {
+        "campaign": cfg.campaign,
+        "vantage_id": cfg.vantage.vantage_id,
+        "probe_cc": cfg.vantage.probe_cc,
+        "probe_asn": cfg.vantage.probe_asn,
+        "source_address_set": cfg.vantage.source_address is not None,
+        "resolver": cfg.resolver or "system",
+        "control_resolver": cfg.control_resolver,
+        "proxy": redact_url(cfg.proxy) if cfg.proxy else None,
+        "ca_bundle_set": cfg.ca_bundle is not None,
+        "timeouts": cfg.timeouts.__dict__
+        if hasattr(cfg.timeouts, "__dict__")
+        else {k: getattr(cfg.timeouts, k) for k in ("dns", "tcp", "tls", "http", "target")},
+        "concurrency": cfg.concurrency,
+        "per_host": cfg.per_host,
+        "repeat": cfg.repeat,
+        "interval": cfg.interval,
+        "body_prefix_bytes": cfg.limits.body_prefix_bytes,
+        "max_body_bytes": cfg.limits.max_body_bytes,
+        "max_redirects": cfg.limits.max_redirects,
+    }
+
+
+def _resolvers(cfg: MeasureConfig) -> tuple[ResolverSpec | None, ResolverSpec | None]:
+    res = ResolverSpec.parse(cfg.resolver, "--resolver") if cfg.resolver else system_resolver()
+    ctl = (
+        ResolverSpec.parse(cfg.control_resolver, "--control-resolver")
+        if cfg.control_resolver
+        else None
+    )
+    return res, ctl
+
+
+async def run_measurements(
+    cfg: MeasureConfig,
+    targets: Sequence[Target],
+    geo: GeoResolver,
+    *,
+    progress: Progress | None = None,
+    handle_signals: bool = True,
+    target_sources: Sequence[str] = (),
+    on_note: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Measure ``targets`` ``cfg.repeat`` times and store the rows under ``cfg.out``."""
+    t_start = time.perf_counter()
+    progress = progress or NullProgress()
+    out = Path(cfg.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create directory ({exc.strerror})") from exc
+    tsha = targets_sha256(targets)
+    resolver, control = _resolvers(cfg)
+    concurrency, note = effective_concurrency(cfg.concurrency)
+    notes = [note] if note else []
+
+    done: set[tuple[int, str]] = set()
+    first_part = 0
+    manifest: Manifest | None = None
+    if cfg.resume:
+        manifest = find_resumable(out, cfg.campaign, tsha)
+        if manifest is None:
+            notes.append("nothing to resume for this campaign and target list: new run")
+        else:
+            done, first_part = reconcile(out, manifest)
+            manifest.status = "running"
+            manifest.resumed += 1
+    if manifest is None:
+        manifest = Manifest(
+            run_id=new_run_id(),
+            campaign=cfg.campaign,
+            started_at=datetime.now(UTC).isoformat(),
+            config=config_for_manifest(cfg),
+            targets={"count": len(targets), "sha256": tsha, "sources": list(target_sources)},
+        )
+    summary = RunSummary(run_id=manifest.run_id, out=out, resumed=cfg.resume and bool(done))
+    summary.notes = notes
+    for n in notes:
+        if on_note:
+            on_note(n)
+    manifest.save(out)
+    writer = DatasetWriter(out, "measurements", cfg.campaign, manifest.run_id, manifest, first_part)
+
+    jobs = [(rep, t) for rep in range(cfg.repeat) for t in targets if (rep, t.url) not in done]
+    summary.skipped_done = len(targets) * cfg.repeat - len(jobs)
+    progress.start(len(targets) * cfg.repeat, summary.skipped_done)
+
+    doh_client = None
+    if control is not None and control.doh_url:
+        verify: str | bool = str(cfg.ca_bundle) if cfg.ca_bundle else True
+        doh_client = httpx.AsyncClient(trust_env=False, verify=verify)
+    ctx = Context(
+        cfg=cfg,
+        run_id=manifest.run_id,
+        geo=geo,
+        resolver=resolver,
+        control=control,
+        doh_client=doh_client,
+    )
+
+    send, recv = trio.open_memory_channel[Measurement](concurrency * 2)
+    limiter = trio.CapacityLimiter(concurrency)
+    host_sems: dict[str, trio.Semaphore] = {}
+    interrupted = False
+
+    async def one(rep: int, target: Target, send_ch: trio.MemorySendChannel[Measurement]) -> None:
+        async with send_ch:
+            sem = host_sems.setdefault(target.hostname, trio.Semaphore(cfg.per_host))
+            try:
+                async with sem:
+                    m = await measure_target(ctx, target, rep)
+                await send_ch.send(m)
+            finally:
+                limiter.release_on_behalf_of(target)  # type: ignore[arg-type]
+
+    async def produce(send_ch: trio.MemorySendChannel[Measurement]) -> None:
+        async with send_ch, trio.open_nursery() as n:
+            t0 = trio.current_time()
+            for i, (rep, target) in enumerate(jobs):
+                if rep > 0 and cfg.interval > 0 and (i == 0 or jobs[i - 1][0] != rep):
+                    await trio.sleep_until(t0 + rep * cfg.interval)
+                await limiter.acquire_on_behalf_of(target)
+                n.start_soon(one, rep, target, send_ch.clone())
+
+    consumer_done = trio.Event()
+
+    async def consume() -> None:
+        try:
+            await _consume()
+        finally:
+            consumer_done.set()
+
+    async def _consume() -> None:
+        buf: list[dict[str, Any]] = []
+        deadline = trio.current_time() + cfg.flush_seconds
+
+        async def flush() -> None:
+            nonlocal buf, deadline
+            rows, buf = buf, []
+            deadline = trio.current_time() + cfg.flush_seconds
+            if rows:
+                update_counts(manifest, rows)
+                written = await trio.to_thread.run_sync(writer.write_rows, rows)
+                summary.files += len(written)
+
+        async with recv:
+            while True:
+                with trio.move_on_at(deadline):
+                    try:
+                        m = await recv.receive()
+                    except trio.EndOfChannel:
+                        break
+                    buf.append(m.as_row())
+                    summary.measured += 1
+                    if m.failure_step:
+                        summary.by_step[m.failure_step] += 1
+                    progress.advance(m)
+                    if len(buf) >= cfg.flush_records:
+                        await flush()
+                    continue
+                await flush()
+        with trio.CancelScope(shield=True):
+            await flush()
+
+    async def watch_signals(cancel: trio.CancelScope) -> None:
+        nonlocal interrupted
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as sigs:
+            async for _ in sigs:
+                interrupted = True
+                cancel.cancel()
+                return
+
+    try:
+        async with trio.open_nursery() as outer:
+            measuring = trio.CancelScope()
+            if handle_signals:
+                outer.start_soon(watch_signals, measuring)
+            outer.start_soon(consume)
+            with measuring:
+                await produce(send)
+            if measuring.cancelled_caught:
+                interrupted = True
+            await consumer_done.wait()
+            outer.cancel_scope.cancel()  # stops the signal watcher
+    finally:
+        progress.stop()
+        if doh_client is not None:
+            with trio.CancelScope(shield=True):
+                await doh_client.aclose()
+        manifest.status = "interrupted" if interrupted else "complete"
+        manifest.finished_at = datetime.now(UTC).isoformat()
+        with contextlib.suppress(Exception):
+            manifest.save(out)
+    summary.interrupted = interrupted
+    summary.seconds = time.perf_counter() - t_start
+    summary.manifest_path = out / "runs" / f"{manifest.run_id}.json"
+    return summary
