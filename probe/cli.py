@@ -152,6 +152,10 @@ def measure(
             "the address is never stored).",
         ),
     ] = True,
+    batch: Annotated[
+        int,
+        typer.Option(min=1, max=100_000, help="Rows per Parquet file (also flushed every 30 s)."),
+    ] = 256,
     resume: Annotated[bool, typer.Option(help="Continue the last unfinished run.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -198,6 +202,7 @@ def measure(
         resume=resume,
         quiet=quiet,
         loopback_only=loopback_only,
+        flush_records=batch,
     )
     console = err_console()
     progress = None if quiet else RichProgress(console=console)

@@ -1,0 +1,171 @@
+"""``res64 measure`` as a user runs it: a real process against a lab world in another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from probe.schema import SCHEMA_VERSION
+from probe.store import sha256_file
+from tests.conftest import child_env, lab_process, res64_cmd, world_flags
+
+
+@pytest.fixture(scope="module")
+def demo_world_proc(tmp_path_factory):
+    with lab_process(tmp_path_factory.mktemp("world")) as w:
+        yield w
+
+
+def _vantage(w: dict, name: str) -> dict:
+    return next(v for v in w["vantages"] if v["name"] == name)
+
+
+def run(args: list[str], tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        res64_cmd() + args,
+        capture_output=True,
+        text=True,
+        env=child_env(tmp),
+        timeout=timeout,
+    )
+
+
+def test_measure_writes_a_hive_dataset_with_manifest(demo_world_proc, tmp_path):
+    w = demo_world_proc
+    out = tmp_path / "out"
+    v = _vantage(w, "ir-1")
+    p = run(
+        ["measure", w["targets_csv"], "--out", str(out), "-q", "--timeout", "3", "--campaign", "t1"]
+        + world_flags(w, v),
+        tmp_path,
+    )
+    assert p.returncode == 0, p.stderr
+    n_targets = len(w["urls"])
+    dset = ds.dataset(out / "measurements", format="parquet", partitioning="hive")
+    t = dset.to_table()
+    assert t.num_rows == n_targets
+    df = pd.read_parquet(out / "measurements")
+    assert set(df["probe_cc"].astype(str)) == {"IR"}
+    assert set(df["campaign"].astype(str)) == {"t1"}
+    assert df["url"].nunique() == n_targets
+    assert (df["schema_version"] == SCHEMA_VERSION).all()
+    # the manifest lists exactly the files, with their hashes
+    (manifest_path,) = (out / "runs").glob("*.json")
+    man = json.loads(manifest_path.read_text())
+    assert man["status"] == "complete"
+    files = sorted(out.glob("measurements/**/*.parquet"))
+    assert sorted(f["path"] for f in man["files"]) == sorted(str(f.relative_to(out)) for f in files)
+    for f in man["files"]:
+        assert sha256_file(out / f["path"]) == f["sha256"]
+        md = pq.read_schema(out / f["path"]).metadata
+        assert md[b"res64.schema_version"] == str(SCHEMA_VERSION).encode()
+    # privacy: the vantage's source address is in no output file
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert v["source_ip"].encode() not in f.read_bytes(), f
+
+
+def test_unreachable_resolvers_exit_0_with_dns_failures(demo_world_proc, tmp_path):
+    w = demo_world_proc
+    out = tmp_path / "out"
+    flags = world_flags(w, _vantage(w, "us-1"))
+    flags[flags.index("--resolver") + 1] = "127.0.0.9:9"
+    flags[flags.index("--control-resolver") + 1] = "127.0.0.9:9"
+    started = time.monotonic()
+    p = run(
+        ["measure", w["targets_csv"], "--out", str(out), "-q", "--timeout", "2"] + flags, tmp_path
+    )
+    assert p.returncode == 0, p.stderr
+    assert time.monotonic() - started < 60
+    df = pd.read_parquet(out / "measurements")
+    assert (df["failure_step"] == "dns").all()
+    assert set(df["dns_failure"]) <= {"generic_timeout_error", "connection_refused"}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["measure", "/nonexistent/targets.csv", "--out", "X"], "nonexistent"),
+        (["measure", "BINARY", "--out", "X"], "BINARY"),
+        (["measure", "https://a.test/", "--out", "X", "--resolver", "nonsense"], "--resolver"),
+        (["measure", "https://a.test/", "--out", "X", "--country", "XYZ"], "--country"),
+        (["measure", "https://a.test/", "--out", "X", "--concurrency", "0"], "concurrency"),
+        (["measure", "https://a.test/", "--out", "X", "--proxy", "ftp://x"], "--proxy"),
+        (["measure", "https://user:pw@a.test/", "--out", "X"], "user info"),
+        (["targets", "check", "/nonexistent.csv"], "nonexistent"),
+        (["measure", "https://a.test/", "--out", "X", "--bogus-flag"], "bogus-flag"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, needle):
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"url\n\x00\x01\x02\xff\xfe" * 50)
+    args = [str(binary) if a == "BINARY" else a for a in args]
+    args = [str(tmp_path / "o") if a == "X" else a for a in args]
+    p = run(args + ["--no-discover"] if args[0] == "measure" else args, tmp_path)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    if needle == "BINARY":
+        needle = "binary"
+    assert needle.lower() in p.stderr.lower(), p.stderr
+
+
+def test_help_explains_every_command(tmp_path):
+    for cmd in (
+        ["--help"],
+        ["measure", "--help"],
+        ["targets", "check", "--help"],
+        ["demo", "--help"],
+    ):
+        p = run(cmd, tmp_path)
+        assert p.returncode == 0 and "Usage" in p.stdout, cmd
+
+
+def _wait_for(pred, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)  # polling a condition with a deadline, not synchronising by sleep
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_measures_each_target_once(tmp_path):
+    with lab_process(tmp_path / "bulk", world="bulk", bulk_n=300) as w:
+        out = tmp_path / "out"
+        flags = world_flags(w, w["vantages"][0])
+        args = ["measure", w["targets_csv"], "--out", str(out), "-q", "--batch", "10",
+                "--concurrency", "4", "--timeout", "3", *flags]  # fmt: skip
+        proc = subprocess.Popen(
+            res64_cmd() + args, env=child_env(tmp_path), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        files = lambda: list(out.glob("measurements/**/part-*.parquet"))  # noqa: E731
+        assert _wait_for(lambda: len(files()) >= 3, 60), "no files written"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # every visible file is complete and readable; no temp file is visible to readers
+        visible = files()
+        rows_before = sum(pq.read_metadata(f).num_rows for f in visible)
+        assert 0 < rows_before < 300
+        assert pd.read_parquet(out / "measurements")["url"].is_unique
+        p = run(args + ["--resume"], tmp_path, timeout=240)
+        assert p.returncode == 0, p.stderr
+        assert "already done" in p.stderr
+        df = pd.read_parquet(out / "measurements")
+        assert len(df) == 300 and df["url"].is_unique
+        assert df["run_id"].nunique() == 1
+        (manifest_path,) = (out / "runs").glob("*.json")
+        man = json.loads(manifest_path.read_text())
+        on_disk = sorted(str(f.relative_to(out)) for f in files())
+        assert sorted(f["path"] for f in man["files"]) == on_disk
+        assert man["status"] == "complete" and man["resumed"] == 1
