@@ -6,11 +6,13 @@ I/O is :func:`lookup`; :func:`interpret` turns the two DNS responses into a :cla
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 
 import dns.asyncbackend
 import dns.asyncquery
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -114,20 +116,65 @@ def interpret(
     )
 
 
-async def _query_udp_tcp(
-    q: dns.message.Message, spec: ResolverSpec, timeout: float, source: str | None
-) -> dns.message.Message:
-    backend = dns.asyncbackend.get_backend("trio")
+async def _exchange_udp(
+    queries: list[dns.message.Message], spec: ResolverSpec, timeout: float, source: str | None
+) -> dict[int, dns.message.Message | BaseException]:
+    """Send every query on one connected UDP socket; collect the matching responses.
+
+    Responses from elsewhere, with an unknown id or a question that does not match, are
+    ignored (spoofing and garbage); an unanswered query is sent once more halfway through.
+    Truncated answers are retried over TCP.
+    """
     assert spec.host is not None
-    r = await dns.asyncquery.udp(
-        q, spec.host, timeout=timeout, port=spec.port, source=source, backend=backend,
-        ignore_unexpected=True, ignore_trailing=True,
-    )
-    if r.flags & dns.flags.TC:
-        r = await dns.asyncquery.tcp(
-            q, spec.host, timeout=timeout, port=spec.port, source=source, backend=backend
-        )
-    return r
+    fam = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
+    pending = {q.id: q for q in queries}
+    wires = {q.id: q.to_wire() for q in queries}
+    out: dict[int, dns.message.Message | BaseException] = {}
+    with trio.socket.socket(fam, socket.SOCK_DGRAM) as sock:
+        if source:
+            await sock.bind((source, 0))
+        await sock.connect((spec.host, spec.port))
+        for w in wires.values():
+            await sock.send(w)
+        deadline = trio.current_time() + timeout
+        resend_at = trio.current_time() + timeout / 2
+        while pending:
+            with trio.move_on_at(min(deadline, resend_at) if resend_at else deadline):
+                try:
+                    data = await sock.recv(MAX_DNS_RESPONSE)
+                except OSError as exc:
+                    for qid in pending:
+                        out[qid] = exc
+                    return out
+                try:
+                    r = dns.message.from_wire(data, ignore_trailing=True)
+                except Exception:
+                    continue  # garbage: keep waiting for the real answer
+                q = pending.get(r.id)
+                if q is None or not q.is_response(r):
+                    continue
+                del pending[r.id]
+                out[r.id] = r
+                continue
+            now = trio.current_time()
+            if now >= deadline:
+                break
+            resend_at = 0.0
+            for qid in pending:
+                await sock.send(wires[qid])
+    for qid in pending:
+        out[qid] = dns.exception.Timeout()
+    backend = dns.asyncbackend.get_backend("trio")
+    for q in queries:
+        r = out.get(q.id)
+        if isinstance(r, dns.message.Message) and r.flags & dns.flags.TC:
+            try:
+                out[q.id] = await dns.asyncquery.tcp(
+                    q, spec.host, timeout=timeout, port=spec.port, source=source, backend=backend
+                )
+            except Exception as exc:
+                out[q.id] = exc
+    return out
 
 
 async def _query_doh(
@@ -169,24 +216,31 @@ async def lookup(
     except dns.exception.DNSException as exc:
         return DnsResult(resolver=spec.label, failure=F.unknown(f"bad_name {type(exc).__name__}"))
 
-    async def one(rdtype: int) -> None:
-        q = dns.message.make_query(qname, rdtype)
+    queries = {rdtype: dns.message.make_query(qname, rdtype) for rdtype in results}
+    if queries[dns.rdatatype.A].id == queries[dns.rdatatype.AAAA].id:
+        queries[dns.rdatatype.AAAA].id ^= 0x5A5A
+
+    async def one_doh(rdtype: int) -> None:
         try:
-            if spec.doh_url:
-                if doh_client is None:
-                    raise RuntimeError("DoH resolver without an HTTP client")
-                results[rdtype] = await _query_doh(q, spec, timeout, doh_client)
-            else:
-                results[rdtype] = await _query_udp_tcp(q, spec, timeout, source)
+            if doh_client is None:
+                raise RuntimeError("DoH resolver without an HTTP client")
+            results[rdtype] = await _query_doh(queries[rdtype], spec, timeout, doh_client)
         except Exception as exc:  # recorded as data
             results[rdtype] = exc
 
     with trio.move_on_after(timeout + 0.5) as scope:
-        async with trio.open_nursery() as nursery:
-            for rdtype in results:
-                nursery.start_soon(one, rdtype)
+        if spec.doh_url:
+            async with trio.open_nursery() as nursery:
+                for rdtype in results:
+                    nursery.start_soon(one_doh, rdtype)
+        else:
+            try:
+                got = await _exchange_udp(list(queries.values()), spec, timeout, source)
+            except Exception as exc:
+                got = {q.id: exc for q in queries.values()}
+            for rdtype, q in queries.items():
+                results[rdtype] = got.get(q.id)
     ms = (time.perf_counter() - t0) * 1000
     if scope.cancelled_caught and results[dns.rdatatype.A] is None:
         return DnsResult(resolver=spec.label, failure=F.GENERIC_TIMEOUT, ms=ms)
     return interpret(spec.label, results[dns.rdatatype.A], results[dns.rdatatype.AAAA], ms)
-

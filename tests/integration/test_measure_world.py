@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
-from probe.geo import open_geo
 
 from probe.config import Limits, MeasureConfig, Timeouts, Vantage
+from probe.geo import open_geo
 from probe.lab import catalogue_world, run_world
 from probe.measure import Context, measure_target
 from probe.runner import _resolvers
