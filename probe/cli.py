@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import trio
 import typer
@@ -20,8 +21,10 @@ from probe.config import (
     Limits,
     MeasureConfig,
     Timeouts,
+    is_loopback,
     loopback_only_from_env,
     parse_host_port,
+    redact_url,
     validate_proxy,
 )
 from probe.console import RichProgress, err_console
@@ -173,6 +176,8 @@ def measure(
         parse_host_port(ctl, 53, "--control-resolver")
     if proxy:
         validate_proxy(proxy)
+        if loopback_only and not is_loopback(urlsplit(proxy).hostname or ""):
+            raise ConfigError(f"--proxy {redact_url(proxy)}: only loopback proxies in this mode")
     geo = open_geo(
         _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
     )

@@ -169,3 +169,28 @@ def test_sigkill_mid_run_then_resume_measures_each_target_once(tmp_path):
         on_disk = sorted(str(f.relative_to(out)) for f in files())
         assert sorted(f["path"] for f in man["files"]) == on_disk
         assert man["status"] == "complete" and man["resumed"] == 1
+
+
+def test_sigint_flushes_finished_measurements_and_exits_130(tmp_path):
+    with lab_process(tmp_path / "bulk", world="bulk", bulk_n=300) as w:
+        out = tmp_path / "out"
+        flags = world_flags(w, w["vantages"][0])
+        args = ["measure", w["targets_csv"], "--out", str(out), "-q", "--batch", "25",
+                "--concurrency", "2", "--timeout", "3", *flags]  # fmt: skip
+        proc = subprocess.Popen(
+            res64_cmd() + args, env=child_env(tmp_path), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        files = lambda: list(out.glob("measurements/**/part-*.parquet"))  # noqa: E731
+        assert _wait_for(lambda: len(files()) >= 1, 60), "no files written"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "--resume" in err
+        df = pd.read_parquet(out / "measurements")
+        # what was finished is on disk, listed in the manifest, and nothing twice
+        assert 0 < len(df) < 300 and df["url"].is_unique
+        (manifest_path,) = (out / "runs").glob("*.json")
+        man = json.loads(manifest_path.read_text())
+        assert man["status"] == "interrupted"
+        assert sum(f["rows"] for f in man["files"]) == len(df)
