@@ -156,6 +156,11 @@ class Measurement:
     # summary
     failure_step: str | None = None
     failure: Failure = None
+    # provenance of imported or delegated records
+    data_source: str = "res64"  # res64 | helper | control_proxy | ooni
+    ooni_blocking: str | None = None
+    ooni_accessible: bool | None = None
+    import_note: str | None = None
 
     def as_row(self) -> dict[str, Any]:
         """A plain dict (tuples become lists) ready for :func:`pyarrow.Table.from_pylist`."""

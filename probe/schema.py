@@ -78,6 +78,10 @@ _MEASUREMENT_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("http_ms", pa.float64(), "time of the HTTP step, redirects included"),
     ("failure_step", _STR, "dns|tcp|tls|http: first step that failed"),
     ("failure", _STR, "first failure string"),
+    ("data_source", _STR, "res64 (this probe) | helper | control_proxy | ooni (imported)"),
+    ("ooni_blocking", _STR, "imported OONI verdict field 'blocking' (as a string)"),
+    ("ooni_accessible", pa.bool_(), "imported OONI verdict field 'accessible'"),
+    ("import_note", _STR, "what an import tolerated or could not map (malformed parts)"),
 ]
 
 _HOP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
