@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -51,6 +52,8 @@ class Context:
     verify_ctx: object = field(default=None)
     insecure_ctx: object = field(default=None)
     doh_client: httpx.AsyncClient | None = None
+    # which addresses count as private for the redirect policy (tests substitute their own)
+    private_check: Callable[[str], bool] = http_step.is_private
 
     def __post_init__(self) -> None:
         if self.verify_ctx is None:
@@ -216,7 +219,9 @@ async def _run_steps(ctx: Context, target: Target, p: _Partial) -> None:
         resolve=_resolve_fn(ctx),
         handover=(host.lower(), port, http_stream),
         policy=http_step.Policy(
-            loopback_only=cfg.loopback_only, origin_public=not http_step.is_private(ip)
+            loopback_only=cfg.loopback_only,
+            origin_public=not ctx.private_check(ip),
+            private_check=ctx.private_check,
         ),
     )
 

@@ -200,6 +200,15 @@ def redirect(location: str) -> Page:
     return Page(302, "Found", _hdrs(("Location", location)), body)
 
 
+def forbidden(hostname: str, title: str) -> Page:
+    """A plain 403 whose ``<title>`` is the site's own title (no fingerprint: a bare refusal)."""
+    body = _html(
+        title or hostname,
+        f"<h1>403 Forbidden</h1>\n<p>You are not allowed to access {html.escape(hostname)}.</p>",
+    )
+    return Page(403, "Forbidden", _hdrs(("Cache-Control", "no-store")), body)
+
+
 def simple(status: int, reason: str) -> Page:
     """A plain error page (400, 404, 405, ...)."""
     return Page(status, reason, _hdrs(ctype="text/plain; charset=utf-8"), f"{reason}\n".encode())

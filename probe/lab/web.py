@@ -105,6 +105,8 @@ def plan_response(
             page = pages.cloudflare_challenge(site.hostname, pages.cloudflare_ray())
         case "national_blockpage":
             page = pages.national_blockpage(cc or "ZZ")
+        case "forbidden":
+            page = pages.forbidden(site.hostname, site.title)
         case "redirect_loop":
             target = req.target if req.target.startswith("/") else "/"
             page = pages.redirect(f"{scheme}://{host}{target}")

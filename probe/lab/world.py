@@ -37,6 +37,7 @@ BEHAVIOURS: frozenset[str] = frozenset(
         "normal", "geoblock_cloudflare", "geoblock_cloudfront", "http_451", "geo_redirect",
         "sanctions_notice", "challenge_cloudflare", "national_blockpage", "rst_on_connect",
         "rst_after_clienthello", "drop", "slow", "oversized", "redirect_loop", "down",
+        "forbidden",
     }
 )  # fmt: skip
 DNS_BEHAVIOURS: frozenset[str] = frozenset({"nxdomain", "bogus"})

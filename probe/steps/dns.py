@@ -27,6 +27,7 @@ from probe.config import parse_host_port
 from probe.records import DnsResult
 
 MAX_DNS_RESPONSE = 65535
+MAX_ANSWERS = 64  # stored per lookup; a hostile resolver may send thousands
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ def interpret(
     seen: dict[str, None] = dict.fromkeys(answers)
     return DnsResult(
         resolver=resolver,
-        answers=tuple(seen),
+        answers=tuple(seen)[:MAX_ANSWERS],
         failure=failure,
         rcode=dns.rcode.to_text(rcode),
         ms=ms,

@@ -125,10 +125,11 @@ class _Backend(httpcore.AsyncNetworkBackend):
             if not addresses:
                 raise PolicyRefusal(F.DNS_NXDOMAIN) from None
         ip = addresses[0]
-        if self._policy.loopback_only and not ipaddress.ip_address(ip).is_loopback:
-            raise PolicyRefusal(F.unknown("non_loopback_destination_refused"))
+        # never become a scanner of the operator's LAN: a public site may not send us inward
         if self._policy.origin_public and self._policy.private_check(ip):
             raise PolicyRefusal(F.HTTP_REDIRECT_PRIVATE)
+        if self._policy.loopback_only and not ipaddress.ip_address(ip).is_loopback:
+            raise PolicyRefusal(F.unknown("non_loopback_destination_refused"))
         stream = await open_connection(ip, port, source=self._source, timeout=self._timeout)
         return _Stream(stream)
 
@@ -155,9 +156,7 @@ class _Transport(httpx.AsyncBaseTransport):
 
 
 def headers_json(raw: list[tuple[bytes, bytes]]) -> str:
-    pairs = [
-        [clean_header_text(k, 256), clean_header_text(v)] for k, v in raw[:MAX_HEADERS_STORED]
-    ]
+    pairs = [[clean_header_text(k, 256), clean_header_text(v)] for k, v in raw[:MAX_HEADERS_STORED]]
     return json.dumps(pairs, ensure_ascii=False)
 
 

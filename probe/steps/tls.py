@@ -94,9 +94,7 @@ async def handshake(
     stream: trio.abc.Stream, server_hostname: str, ctx: ssl.SSLContext, *, timeout: float
 ) -> tuple[trio.SSLStream | None, str | None, float]:
     """Run the handshake; return (stream or None, failure, ms). Closes ``stream`` on failure."""
-    ssl_stream = trio.SSLStream(
-        stream, ctx, server_hostname=server_hostname, https_compatible=True
-    )
+    ssl_stream = trio.SSLStream(stream, ctx, server_hostname=server_hostname, https_compatible=True)
     t0 = time.perf_counter()
     try:
         with trio.fail_after(timeout):
