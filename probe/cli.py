@@ -28,7 +28,7 @@ from probe.config import (
     validate_proxy,
 )
 from probe.console import RichProgress, err_console
-from probe.errors import ConfigError, ProbeError, TargetError
+from probe.errors import ConfigError, ProbeError, StoreError, TargetError
 
 app = typer.Typer(
     name="res64",
@@ -276,6 +276,9 @@ def main() -> None:
     """Console-script entry point: ProbeError → one line on stderr, exit 2."""
     try:
         app()
+    except StoreError as exc:  # the run itself failed (disk full...): exit 1, data kept
+        sys.stderr.write(f"res64: error: {exc}\n")
+        sys.exit(1)
     except ProbeError as exc:
         msg = str(exc).strip() or type(exc).__name__
         sys.stderr.write(f"res64: error: {msg}\n")

@@ -23,7 +23,7 @@ import httpx
 import trio
 
 from probe.config import MeasureConfig, redact_url
-from probe.errors import ConfigError
+from probe.errors import ConfigError, StoreError
 from probe.geo import GeoResolver
 from probe.ids import new_run_id
 from probe.measure import Context, measure_target
@@ -220,9 +220,16 @@ async def run_measurements(
 
     consumer_done = trio.Event()
 
+    store_error: StoreError | None = None
+
     async def consume() -> None:
+        nonlocal store_error
         try:
-            await _consume()
+            with trio.CancelScope(shield=True):
+                await _consume()
+        except StoreError as exc:  # disk full, permissions: stop measuring, keep what is written
+            store_error = exc
+            measuring.cancel()
         finally:
             consumer_done.set()
 
@@ -241,21 +248,22 @@ async def run_measurements(
 
         async with recv:
             while True:
+                m: Measurement | None = None
                 with trio.move_on_at(deadline):
                     try:
                         m = await recv.receive()
                     except trio.EndOfChannel:
                         break
-                    buf.append(m.as_row())
-                    summary.measured += 1
-                    if m.failure_step:
-                        summary.by_step[m.failure_step] += 1
-                    progress.advance(m)
-                    if len(buf) >= cfg.flush_records:
-                        await flush()
+                if m is None:  # nothing for flush_seconds: write what we have
+                    await flush()
                     continue
-                await flush()
-        with trio.CancelScope(shield=True):
+                buf.append(m.as_row())
+                summary.measured += 1
+                if m.failure_step:
+                    summary.by_step[m.failure_step] += 1
+                progress.advance(m)
+                if len(buf) >= cfg.flush_records:
+                    await flush()
             await flush()
 
     async def watch_signals(cancel: trio.CancelScope) -> None:
@@ -266,15 +274,15 @@ async def run_measurements(
                 cancel.cancel()
                 return
 
+    measuring = trio.CancelScope()
     try:
         async with trio.open_nursery() as outer:
-            measuring = trio.CancelScope()
             if handle_signals:
                 outer.start_soon(watch_signals, measuring)
             outer.start_soon(consume)
             with measuring:
                 await produce(send)
-            if measuring.cancelled_caught:
+            if measuring.cancelled_caught and store_error is None:
                 interrupted = True
             await consumer_done.wait()
             outer.cancel_scope.cancel()  # stops the signal watcher
@@ -283,10 +291,14 @@ async def run_measurements(
         if doh_client is not None:
             with trio.CancelScope(shield=True):
                 await doh_client.aclose()
-        manifest.status = "interrupted" if interrupted else "complete"
+        manifest.status = (
+            "failed" if store_error else "interrupted" if interrupted else "complete"
+        )
         manifest.finished_at = datetime.now(UTC).isoformat()
         with contextlib.suppress(Exception):
             manifest.save(out)
+    if store_error is not None:
+        raise store_error
     summary.interrupted = interrupted
     summary.seconds = time.perf_counter() - t_start
     summary.manifest_path = out / "runs" / f"{manifest.run_id}.json"

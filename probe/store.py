@@ -63,6 +63,12 @@ def partition_dir(out: Path, table: str, campaign: str, probe_cc: str | None, da
     )
 
 
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "disk full (no space left on device)"
+    return exc.strerror or str(exc)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -74,7 +80,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise StoreError(f"cannot write {path}: {_why(exc)}") from exc
 
 
 @dataclass
@@ -185,8 +191,7 @@ class DatasetWriter:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise StoreError(f"cannot write {final}: {why}") from exc
+            raise StoreError(f"cannot write {final}: {_why(exc)}") from exc
         entry = FileEntry(
             path=str(final.relative_to(self.out)),
             table=self.table,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -136,39 +135,6 @@ def _wait_for(pred, timeout: float) -> bool:
             return True
         time.sleep(0.02)  # polling a condition with a deadline, not synchronising by sleep
     return False
-
-
-@pytest.mark.slow
-def test_sigkill_mid_run_then_resume_measures_each_target_once(tmp_path):
-    with lab_process(tmp_path / "bulk", world="bulk", bulk_n=300) as w:
-        out = tmp_path / "out"
-        flags = world_flags(w, w["vantages"][0])
-        args = ["measure", w["targets_csv"], "--out", str(out), "-q", "--batch", "10",
-                "--concurrency", "4", "--timeout", "3", *flags]  # fmt: skip
-        proc = subprocess.Popen(
-            res64_cmd() + args, env=child_env(tmp_path), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        files = lambda: list(out.glob("measurements/**/part-*.parquet"))  # noqa: E731
-        assert _wait_for(lambda: len(files()) >= 3, 60), "no files written"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        # every visible file is complete and readable; no temp file is visible to readers
-        visible = files()
-        rows_before = sum(pq.read_metadata(f).num_rows for f in visible)
-        assert 0 < rows_before < 300
-        assert pd.read_parquet(out / "measurements")["url"].is_unique
-        p = run(args + ["--resume"], tmp_path, timeout=240)
-        assert p.returncode == 0, p.stderr
-        assert "already done" in p.stderr
-        df = pd.read_parquet(out / "measurements")
-        assert len(df) == 300 and df["url"].is_unique
-        assert df["run_id"].nunique() == 1
-        (manifest_path,) = (out / "runs").glob("*.json")
-        man = json.loads(manifest_path.read_text())
-        on_disk = sorted(str(f.relative_to(out)) for f in files())
-        assert sorted(f["path"] for f in man["files"]) == on_disk
-        assert man["status"] == "complete" and man["resumed"] == 1
 
 
 def test_sigint_flushes_finished_measurements_and_exits_130(tmp_path):
