@@ -160,3 +160,23 @@ def test_sigint_flushes_finished_measurements_and_exits_130(tmp_path):
         man = json.loads(manifest_path.read_text())
         assert man["status"] == "interrupted"
         assert sum(f["rows"] for f in man["files"]) == len(df)
+
+
+def test_concurrency_is_lowered_to_fit_the_open_file_limit(demo_world_proc, tmp_path):
+    import resource
+
+    w = demo_world_proc
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
+
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [*res64_cmd(), "measure", w["targets_csv"], "--out", str(out), "-q", "--timeout", "3",
+         "--concurrency", "1000", *world_flags(w, _vantage(w, "de-1"))],
+        env=child_env(tmp_path), capture_output=True, text=True, timeout=120,
+        preexec_fn=low_fd_limit,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "concurrency lowered from 1000 to 12" in p.stderr
+    assert len(pd.read_parquet(out / "measurements")) == len(w["urls"])
