@@ -7,13 +7,16 @@ measurement exits 130 after flushing what it finished.
 from __future__ import annotations
 
 import os
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import trio
 import typer
+from rich.console import Console
 
 from probe._version import __version__
 from probe.config import (
@@ -43,6 +46,8 @@ app = typer.Typer(
 )
 targets_app = typer.Typer(help="Check target lists.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
+fingerprints_app = typer.Typer(help="Block-page and geoblock fingerprints.", no_args_is_help=True)
+app.add_typer(fingerprints_app, name="fingerprints")
 
 
 def _version_cb(value: bool) -> None:
@@ -257,6 +262,68 @@ def targets_check(
             typer.echo(f"  {key}: {items}")
         else:
             typer.echo(f"  {key}: {val}")
+
+
+def parse_window(value: str) -> timedelta:
+    """``24h``, ``90m``, ``2d``, ``3600s`` or plain hours → timedelta."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(f"--window: expected a duration such as 24h, 90m or 2d, got {value!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "": "hours"}[m.group(2)]
+    return timedelta(**{unit: float(m.group(1))})
+
+
+@app.command()
+def analyze(
+    datasets: Annotated[
+        list[str], typer.Argument(help="Dataset directories or Parquet files.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the analysis files.")],
+    window: Annotated[
+        str, typer.Option(help="Controls: other countries' measurements within ± this window.")
+    ] = "24h",
+    skip_bad: Annotated[
+        bool,
+        typer.Option(help="Skip unreadable or foreign Parquet files (listed) instead of failing."),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Do not print the pairs table.")
+    ] = False,
+) -> None:
+    """Compare each country's measurements with controls; write verdicts, targets and pairs."""
+    from analysis.pipeline import analyze as run_analysis
+
+    from probe.cli_tables import print_pairs
+
+    w = parse_window(window)
+    for d in datasets:
+        if "://" not in d and not Path(d).exists():
+            raise ConfigError(f"{d}: no such dataset")
+    res = run_analysis(datasets, out, window=w, skip_bad=skip_bad, command=sys.argv[:])
+    console = Console()
+    if not quiet:
+        print_pairs(console, res.pairs)
+    err_console().print(f"analysis written to {out}")
+
+
+@fingerprints_app.command("check")
+def fingerprints_check(
+    file: Annotated[Path, typer.Argument(help="A saved page (HTML) to test.")],
+    status: Annotated[int | None, typer.Option(help="HTTP status the page came with.")] = None,
+    fingerprints: Annotated[
+        Path | None, typer.Option(help="Fingerprint file (default: the packaged one).")
+    ] = None,
+) -> None:
+    """Show which fingerprints match a saved page (geoblock, censorship, challenge)."""
+    from analysis.fingerprints import load_fingerprints
+    from probe.cli_tables import print_matches
+
+    if not file.is_file():
+        raise ConfigError(f"{file}: no such file")
+    data = file.read_bytes()[: 4 * 1024 * 1024]
+    fps = load_fingerprints(_existing_file(fingerprints, "--fingerprints"))
+    matches = fps.check_page(data, status=status)
+    print_matches(Console(), str(file), matches)
 
 
 @app.command()
