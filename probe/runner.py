@@ -291,9 +291,7 @@ async def run_measurements(
         if doh_client is not None:
             with trio.CancelScope(shield=True):
                 await doh_client.aclose()
-        manifest.status = (
-            "failed" if store_error else "interrupted" if interrupted else "complete"
-        )
+        manifest.status = "failed" if store_error else "interrupted" if interrupted else "complete"
         manifest.finished_at = datetime.now(UTC).isoformat()
         with contextlib.suppress(Exception):
             manifest.save(out)
