@@ -160,6 +160,14 @@ def measure(
             "the address is never stored).",
         ),
     ] = True,
+    control_proxy: Annotated[
+        str | None,
+        typer.Option(help="Also measure every target through this proxy abroad, as a control."),
+    ] = None,
+    control_proxy_country: Annotated[
+        str | None,
+        typer.Option(help="Country of the control proxy's exit (else GeoIP of its address)."),
+    ] = None,
     batch: Annotated[
         int,
         typer.Option(min=1, max=100_000, help="Rows per Parquet file (also flushed every 30 s)."),
@@ -186,6 +194,14 @@ def measure(
     geo = open_geo(
         _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
     )
+    proxy_vantage = None
+    if control_proxy:
+        validate_proxy(control_proxy)
+        if loopback_only and not is_loopback(urlsplit(control_proxy).hostname or ""):
+            raise ConfigError("--control-proxy: only loopback proxies in this mode")
+        proxy_vantage = control_proxy_vantage(
+            geo, control_proxy, control_proxy_country, discover and not loopback_only
+        )
     vantage = resolve_vantage(
         geo,
         country=country,
@@ -213,6 +229,8 @@ def measure(
         quiet=quiet,
         loopback_only=loopback_only,
         flush_records=batch,
+        control_proxy=control_proxy,
+        control_proxy_vantage=proxy_vantage,
     )
     console = err_console()
     progress = None if quiet else RichProgress(console=console)
@@ -244,6 +262,25 @@ def measure(
             "[yellow]interrupted[/]: finished measurements were saved; continue with --resume"
         )
         raise typer.Exit(130)
+
+
+def control_proxy_vantage(geo, proxy: str, country: str | None, discover: bool):  # -> Vantage
+    """The control proxy's vantage: its exit country from --control-proxy-country or GeoIP."""
+    from probe.config import Vantage
+    from probe.vantage import discover_public_ip, validate_country
+
+    info = None
+    if country is None and discover:
+        exit_ip = discover_public_ip(proxy=proxy)
+        info = geo.lookup(exit_ip) if exit_ip else None
+    cc = validate_country(country) if country else (info.cc if info and info.cc else "ZZ")
+    return Vantage(
+        vantage_id="ctlproxy-" + cc.lower(),
+        probe_cc=cc,
+        probe_asn=info.asn if info else None,
+        probe_as_name=info.as_name if info else None,
+        is_control=True,
+    )
 
 
 @targets_app.command("check")

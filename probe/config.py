@@ -90,6 +90,12 @@ class MeasureConfig:
     loopback_only: bool = False  # refuse every non-loopback destination (tests, demo)
     flush_records: int = 256
     flush_seconds: float = 30.0
+    # controls measured alongside (SPEC §1): a second pass through a proxy abroad, and/or a
+    # res64 helper service that measures the same URL from its own country
+    control_proxy: str | None = None
+    control_proxy_vantage: Vantage | None = None
+    control_helper: str | None = None
+    helper_token: str | None = field(default=None, repr=False)
 
 
 def loopback_only_from_env() -> bool:

@@ -54,6 +54,7 @@ class Context:
     doh_client: httpx.AsyncClient | None = None
     # which addresses count as private for the redirect policy (tests substitute their own)
     private_check: Callable[[str], bool] = http_step.is_private
+    data_source: str = "res64"
 
     def __post_init__(self) -> None:
         if self.verify_ctx is None:
@@ -341,6 +342,7 @@ def assemble(
         http_ms=_r(http.ms) if http else None,
         failure_step=step,
         failure=failure,
+        data_source=ctx.data_source,
     )
 
 

@@ -9,6 +9,7 @@ run ``interrupted`` so that ``--resume`` can continue it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import resource
 import signal
 import time
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import httpx
 import trio
 
-from probe.config import MeasureConfig, redact_url
+from probe.config import MeasureConfig, Vantage, redact_url
 from probe.errors import ConfigError, StoreError
 from probe.geo import GeoResolver
 from probe.ids import new_run_id
@@ -117,6 +118,28 @@ def config_for_manifest(cfg: MeasureConfig) -> dict[str, Any]:
     }
 
 
+def _control_proxy_context(
+    cfg: MeasureConfig, run_id: str, geo: GeoResolver, resolver: ResolverSpec | None
+) -> Context | None:
+    """Context of the control pass through ``--control-proxy`` (records flagged is_control)."""
+    if not cfg.control_proxy:
+        return None
+    v = cfg.control_proxy_vantage or Vantage(
+        vantage_id=f"{cfg.vantage.vantage_id}-ctlproxy", probe_cc="ZZ", is_control=True
+    )
+    pcfg = dataclasses.replace(
+        cfg, proxy=cfg.control_proxy, vantage=dataclasses.replace(v, is_control=True)
+    )
+    return Context(
+        cfg=pcfg,
+        run_id=run_id,
+        geo=geo,
+        resolver=resolver,
+        control=None,
+        data_source="control_proxy",
+    )
+
+
 def _resolvers(cfg: MeasureConfig) -> tuple[ResolverSpec | None, ResolverSpec | None]:
     res = ResolverSpec.parse(cfg.resolver, "--resolver") if cfg.resolver else system_resolver()
     ctl = (
@@ -194,20 +217,32 @@ async def run_measurements(
         doh_client=doh_client,
     )
 
+    controls = None  # helper controls (wired below when configured)
     send, recv = trio.open_memory_channel[Measurement](concurrency * 2)
     limiter = trio.CapacityLimiter(concurrency)
     host_sems: dict[str, trio.Semaphore] = {}
     interrupted = False
 
-    async def one(rep: int, target: Target, send_ch: trio.MemorySendChannel[Measurement]) -> None:
+    proxy_ctx = _control_proxy_context(cfg, manifest.run_id, geo, resolver)
+
+    async def one(
+        rep: int, target: Target, token: object, send_ch: trio.MemorySendChannel[Measurement]
+    ) -> None:
         async with send_ch:
             sem = host_sems.setdefault(target.hostname, trio.Semaphore(cfg.per_host))
             try:
-                async with sem:
-                    m = await measure_target(ctx, target, rep)
-                await send_ch.send(m)
+                async with sem, trio.open_nursery() as n:
+
+                    async def measure_with(c: Context) -> None:
+                        await send_ch.send(await measure_target(c, target, rep))
+
+                    n.start_soon(measure_with, ctx)
+                    if proxy_ctx is not None:
+                        n.start_soon(measure_with, proxy_ctx)
+                    if controls is not None:
+                        n.start_soon(controls.fetch, target, rep, send_ch)
             finally:
-                limiter.release_on_behalf_of(target)  # type: ignore[arg-type]
+                limiter.release_on_behalf_of(token)
 
     async def produce(send_ch: trio.MemorySendChannel[Measurement]) -> None:
         async with send_ch, trio.open_nursery() as n:
@@ -215,8 +250,9 @@ async def run_measurements(
             for i, (rep, target) in enumerate(jobs):
                 if rep > 0 and cfg.interval > 0 and (i == 0 or jobs[i - 1][0] != rep):
                     await trio.sleep_until(t0 + rep * cfg.interval)
-                await limiter.acquire_on_behalf_of(target)
-                n.start_soon(one, rep, target, send_ch.clone())
+                token = object()  # one borrower per job (a target may repeat)
+                await limiter.acquire_on_behalf_of(token)
+                n.start_soon(one, rep, target, token, send_ch.clone())
 
     consumer_done = trio.Event()
 

@@ -255,9 +255,16 @@ def reconcile(out: Path, manifest: Manifest) -> tuple[set[tuple[int, str]], int]
             try:
                 meta = pq.read_metadata(p)
                 if table == "measurements":
-                    t = pq.read_table(p, columns=["rep", "url"])
+                    t = pq.read_table(p, columns=["rep", "url", "is_control"])
                     done.update(
-                        zip(t.column("rep").to_pylist(), t.column("url").to_pylist(), strict=True)
+                        (rep, url)
+                        for rep, url, ctl in zip(
+                            t.column("rep").to_pylist(),
+                            t.column("url").to_pylist(),
+                            t.column("is_control").to_pylist(),
+                            strict=True,
+                        )
+                        if not ctl  # a target is done when the vantage's own row is stored
                     )
             except Exception:
                 # cannot happen for renamed files unless the disk lied; keep it out of the run

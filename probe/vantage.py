@@ -60,9 +60,14 @@ def validate_vantage_id(v: str) -> str:
     return v
 
 
-def discover_public_ip(timeout: float = 5.0, source: str | None = None) -> str | None:
-    """Ask IP-echo services for the vantage's public address (never stored)."""
-    transport = httpx.HTTPTransport(local_address=source) if source else None
+def discover_public_ip(
+    timeout: float = 5.0, source: str | None = None, proxy: str | None = None
+) -> str | None:
+    """Ask IP-echo services for the public address (of the vantage, or of a proxy's exit).
+
+    The address is only looked up in GeoIP, never stored.
+    """
+    transport = httpx.HTTPTransport(local_address=source, proxy=proxy) if source or proxy else None
     with httpx.Client(timeout=timeout, transport=transport, trust_env=False) as client:
         for url in ECHO_SERVICES:
             try:

@@ -87,3 +87,43 @@ async def test_https_through_a_connect_proxy(tmp_path: Path):
     assert m.steps_hidden == ("dns", "tcp")
     assert m.dns_answers == () and m.server_ip is None
     assert seen and seen[0].startswith("CONNECT ")
+
+
+async def test_control_proxy_pass_is_stored_as_control_records(tmp_path: Path):
+    import pandas as pd
+
+    from probe.runner import run_measurements
+
+    spec = demo_world()
+    async with run_world(spec, tmp_path / "w") as world, trio.open_nursery() as nursery:
+        addresses = {s.hostname: s.address for s in spec.sites}
+        (listener,) = await nursery.start(
+            partial(trio.serve_tcp, connect_proxy(addresses, []), 0, host="127.0.0.1")
+        )
+        port = listener.socket.getsockname()[1]
+        ir = spec.vantage("ir-1")
+        cfg = MeasureConfig(
+            out=str(tmp_path / "o"),
+            vantage=Vantage("lone-ir", "IR", source_address=ir.source_ip),
+            resolver=world.resolver_arg(),
+            control_resolver=world.control_resolver_arg(),
+            ca_bundle=world.ca_bundle,
+            timeouts=Timeouts(dns=2, tcp=2, tls=2, http=4, target=10),
+            loopback_only=True,
+            control_proxy=f"http://127.0.0.1:{port}",
+            control_proxy_vantage=Vantage("ctlproxy-de", "DE", is_control=True),
+        )
+        https = [u for u in world.urls if u.startswith("https://")][:3]
+        s = await run_measurements(
+            cfg, targets_from_urls(https), open_geo(None, world.overrides_csv, embedded=False),
+            handle_signals=False,
+        )  # fmt: skip
+        nursery.cancel_scope.cancel()
+    assert s.measured == 6
+    df = pd.read_parquet(tmp_path / "o" / "measurements")
+    ctl = df[df["is_control"]]
+    assert len(ctl) == 3 and set(ctl["probe_cc"].astype(str)) == {"DE"}
+    assert set(ctl["data_source"]) == {"control_proxy"}
+    assert set(ctl["vantage_id"]) == {"ctlproxy-de"}
+    own = df[~df["is_control"]]
+    assert set(own["probe_cc"].astype(str)) == {"IR"} and set(own["data_source"]) == {"res64"}
