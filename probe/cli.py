@@ -46,6 +46,8 @@ app = typer.Typer(
 )
 targets_app = typer.Typer(help="Check target lists.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
+helper_app = typer.Typer(help="Control helper service for lone vantages.", no_args_is_help=True)
+app.add_typer(helper_app, name="helper")
 fingerprints_app = typer.Typer(help="Block-page and geoblock fingerprints.", no_args_is_help=True)
 app.add_typer(fingerprints_app, name="fingerprints")
 
@@ -168,6 +170,13 @@ def measure(
         str | None,
         typer.Option(help="Country of the control proxy's exit (else GeoIP of its address)."),
     ] = None,
+    control_helper: Annotated[
+        str | None,
+        typer.Option(help="URL of a res64 helper abroad that measures each target as a control."),
+    ] = None,
+    helper_token_file: Annotated[
+        Path | None, typer.Option(help="File with the bearer token for --control-helper.")
+    ] = None,
     batch: Annotated[
         int,
         typer.Option(min=1, max=100_000, help="Rows per Parquet file (also flushed every 30 s)."),
@@ -231,6 +240,8 @@ def measure(
         flush_records=batch,
         control_proxy=control_proxy,
         control_proxy_vantage=proxy_vantage,
+        control_helper=control_helper,
+        helper_token=_helper_token(control_helper, helper_token_file),
     )
     console = err_console()
     progress = None if quiet else RichProgress(console=console)
@@ -256,12 +267,27 @@ def measure(
         + f") in {summary.seconds:.1f} s"
         + (f"; {summary.skipped_done} already done" if summary.skipped_done else "")
     )
+    if summary.controls or control_helper or control_proxy:
+        console.print(
+            f"controls: {summary.controls} stored"
+            + (f", {summary.controls_missing} missing" if summary.controls_missing else "")
+        )
     console.print(f"dataset: {out}  manifest: {summary.manifest_path}")
     if summary.interrupted:
         console.print(
             "[yellow]interrupted[/]: finished measurements were saved; continue with --resume"
         )
         raise typer.Exit(130)
+
+
+def _helper_token(helper: str | None, token_file: Path | None) -> str | None:
+    if helper is None:
+        return None
+    if token_file is None:
+        raise ConfigError("--control-helper needs --helper-token-file")
+    from probe.helper import load_tokens
+
+    return load_tokens(_existing_file(token_file, "--helper-token-file"))[0]
 
 
 def control_proxy_vantage(geo, proxy: str, country: str | None, discover: bool):  # -> Vantage
@@ -341,6 +367,100 @@ def analyze(
     if not quiet:
         print_pairs(console, res.pairs)
     err_console().print(f"analysis written to {out}")
+
+
+@helper_app.command("serve")
+def helper_serve(
+    listen: Annotated[str, typer.Option(help="Address to listen on, IP:PORT.")] = "127.0.0.1:8443",
+    token_file: Annotated[
+        Path | None, typer.Option(help="Bearer tokens, one per line (required).")
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate chain (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    country: Annotated[str | None, typer.Option(help="The helper's country (ISO alpha-2).")] = None,
+    source_address: Annotated[str | None, typer.Option(help="Bind measurements here.")] = None,
+    resolver: Annotated[str | None, typer.Option(help="Resolver IP[:PORT].")] = None,
+    control_resolver: Annotated[
+        str, typer.Option(help="Control resolver IP[:PORT] or DoH URL; 'none' disables it.")
+    ] = DEFAULT_CONTROL_RESOLVER,
+    geoip: Annotated[Path | None, typer.Option(help="GeoIP database (.mmdb).")] = None,
+    geoip_overrides: Annotated[Path | None, typer.Option(help="GeoIP overrides CSV.")] = None,
+    ca_bundle: Annotated[Path | None, typer.Option(help="Trust only these CAs (PEM).")] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="HTTP step timeout (s).")] = 20.0,
+    concurrency: Annotated[int, typer.Option(min=1, max=1024, help="URLs at once.")] = 32,
+    rate: Annotated[int, typer.Option(min=1, help="URLs per token per minute.")] = 600,
+    max_urls: Annotated[int, typer.Option(min=1, help="URLs per request.")] = 100,
+    vantage_id: Annotated[str | None, typer.Option(help="Pseudonymous id of the helper.")] = None,
+    discover: Annotated[
+        bool, typer.Option("--discover/--no-discover", help="Find the country via IP-echo.")
+    ] = True,
+    allow_private: Annotated[
+        bool, typer.Option(hidden=True, help="Measure private targets (tests only).")
+    ] = False,
+    print_systemd: Annotated[
+        bool, typer.Option(help="Print a systemd unit for this command line and exit.")
+    ] = False,
+    user: Annotated[str, typer.Option(help="Service user for --print-systemd.")] = "res64",
+) -> None:
+    """Serve control measurements to vantages in other countries (HTTPS, bearer tokens)."""
+    import logging
+    import shutil
+
+    from probe.geo import open_geo
+    from probe.helper import HelperConfig, load_tokens, serve_helper, systemd_unit
+    from probe.vantage import resolve_vantage
+
+    if token_file is None:
+        raise ConfigError("--token-file is required (one bearer token per line)")
+    host, port = parse_host_port(listen, 8443, "--listen")
+    if print_systemd:
+        exe = shutil.which("res64") or sys.argv[0]
+        args = [a for a in sys.argv[1:] if a not in ("--print-systemd",)]
+        if "--user" in args:
+            i = args.index("--user")
+            del args[i : i + 2]
+        typer.echo(systemd_unit([str(Path(exe).resolve()), *args], user))
+        return
+    loopback_only = loopback_only_from_env()
+    ctl = None if control_resolver.lower() == "none" else control_resolver
+    geo = open_geo(
+        _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
+    )
+    vantage = resolve_vantage(
+        geo,
+        country=country,
+        source_address=source_address,
+        vantage_id=vantage_id,
+        discover=discover and not loopback_only,
+        is_control=True,
+    )
+    mcfg = MeasureConfig(
+        out="-",
+        vantage=vantage,
+        resolver=resolver,
+        control_resolver=ctl,
+        ca_bundle=_existing_file(ca_bundle, "--ca-bundle"),
+        timeouts=Timeouts.from_total(timeout),
+        concurrency=concurrency,
+        loopback_only=loopback_only,
+    )
+    cfg = HelperConfig(
+        measure=mcfg,
+        tokens=load_tokens(token_file),
+        host=host,
+        port=port,
+        tls_cert=_existing_file(tls_cert, "--tls-cert"),
+        tls_key=_existing_file(tls_key, "--tls-key"),
+        allow_private=allow_private,
+        rate_per_minute=rate,
+        max_urls=max_urls,
+        geo=geo,
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    err_console().print(f"helper for {vantage.probe_cc} listening on {listen}")
+    trio.run(serve_helper, cfg)
 
 
 @fingerprints_app.command("check")

@@ -73,6 +73,8 @@ class RunSummary:
     seconds: float = 0.0
     manifest_path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    controls: int = 0
+    controls_missing: int = 0
 
 
 def effective_concurrency(requested: int) -> tuple[int, str | None]:
@@ -217,7 +219,6 @@ async def run_measurements(
         doh_client=doh_client,
     )
 
-    controls = None  # helper controls (wired below when configured)
     send, recv = trio.open_memory_channel[Measurement](concurrency * 2)
     limiter = trio.CapacityLimiter(concurrency)
     host_sems: dict[str, trio.Semaphore] = {}
@@ -239,17 +240,49 @@ async def run_measurements(
                     n.start_soon(measure_with, ctx)
                     if proxy_ctx is not None:
                         n.start_soon(measure_with, proxy_ctx)
-                    if controls is not None:
-                        n.start_soon(controls.fetch, target, rep, send_ch)
             finally:
                 limiter.release_on_behalf_of(token)
+
+    async def helper_controls(
+        rep: int, urls: list[str], send_ch: trio.MemorySendChannel[Measurement]
+    ) -> None:
+        """Ask the control helper for the same URLs while the vantage measures them."""
+        from probe.helper import fetch_controls, rows_to_measurements
+
+        async with send_ch:
+            assert cfg.control_helper is not None and cfg.helper_token is not None
+            fetch = fetch_controls(
+                cfg.control_helper,
+                cfg.helper_token,
+                urls,
+                ca_bundle=cfg.ca_bundle,
+                timeout=max(30.0, cfg.timeouts.http),
+                source=cfg.vantage.source_address,
+            )
+            async with fetch as rows:
+                async for row in rows:
+                    for m in rows_to_measurements(
+                        [row], campaign=cfg.campaign, run_id=manifest.run_id
+                    ):
+                        await send_ch.send(dataclasses.replace(m, rep=rep))
+            outcome = fetch.outcome
+            summary.controls_missing += outcome.missing
+            if outcome.missing or outcome.error:
+                note = outcome.describe()
+                summary.notes.append(note)
+                if on_note:
+                    on_note(note)
 
     async def produce(send_ch: trio.MemorySendChannel[Measurement]) -> None:
         async with send_ch, trio.open_nursery() as n:
             t0 = trio.current_time()
             for i, (rep, target) in enumerate(jobs):
-                if rep > 0 and cfg.interval > 0 and (i == 0 or jobs[i - 1][0] != rep):
+                new_rep = i == 0 or jobs[i - 1][0] != rep
+                if rep > 0 and cfg.interval > 0 and new_rep:
                     await trio.sleep_until(t0 + rep * cfg.interval)
+                if new_rep and cfg.control_helper:
+                    urls = [t.url for r, t in jobs if r == rep]
+                    n.start_soon(helper_controls, rep, urls, send_ch.clone())
                 token = object()  # one borrower per job (a target may repeat)
                 await limiter.acquire_on_behalf_of(token)
                 n.start_soon(one, rep, target, token, send_ch.clone())
@@ -294,10 +327,13 @@ async def run_measurements(
                     await flush()
                     continue
                 buf.append(m.as_row())
-                summary.measured += 1
-                if m.failure_step:
-                    summary.by_step[m.failure_step] += 1
-                progress.advance(m)
+                if m.is_control:
+                    summary.controls += 1
+                else:
+                    summary.measured += 1
+                    if m.failure_step:
+                        summary.by_step[m.failure_step] += 1
+                    progress.advance(m)
                 if len(buf) >= cfg.flush_records:
                     await flush()
             await flush()
