@@ -119,7 +119,7 @@ async def test_control_proxy_pass_is_stored_as_control_records(tmp_path: Path):
             handle_signals=False,
         )  # fmt: skip
         nursery.cancel_scope.cancel()
-    assert s.measured == 6
+    assert s.measured == 3 and s.controls == 3
     df = pd.read_parquet(tmp_path / "o" / "measurements")
     ctl = df[df["is_control"]]
     assert len(ctl) == 3 and set(ctl["probe_cc"].astype(str)) == {"DE"}
