@@ -369,6 +369,30 @@ def analyze(
     err_console().print(f"analysis written to {out}")
 
 
+@app.command()
+def report(
+    analysis_dir: Annotated[Path, typer.Argument(help="Directory written by res64 analyze.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report files.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="Comma-separated: md,html,csv,xlsx,docx,png.")
+    ] = "md,html,csv,xlsx,docx,png",
+    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+    lang: Annotated[str, typer.Option(help="Language of the report text: en, es or fr.")] = "en",
+) -> None:
+    """Write the evidence report a delegation can attach (tables, figures, method, provenance)."""
+    from analysis.report import LANGS, generate_report, parse_formats
+
+    if lang not in LANGS:
+        raise ConfigError(f"--lang: expected one of {', '.join(LANGS)}, got {lang!r}")
+    if not analysis_dir.is_dir():
+        raise ConfigError(f"{analysis_dir}: not a directory (give the --out of res64 analyze)")
+    paths = generate_report(
+        analysis_dir, out, formats=parse_formats(fmt), title=title, lang=lang, command=sys.argv[:]
+    )
+    for kind, path in paths.items():
+        typer.echo(f"{kind}: {path}")
+
+
 @helper_app.command("serve")
 def helper_serve(
     listen: Annotated[str, typer.Option(help="Address to listen on, IP:PORT.")] = "127.0.0.1:8443",

@@ -180,3 +180,11 @@ def _analyse_and_report(console: Console, result: DemoResult) -> None:
     result.analysis_dir = adir
     print_pairs(console, res.pairs, title="Evidence per country pair (demo world)")
     console.print(f"analysis: {adir}")
+    from analysis.report import generate_report
+
+    rdir = result.out / "report"
+    generate_report(adir, rdir, command=["res64", "demo"])
+    result.report_dir = rdir
+    console.print(
+        f"report: {rdir} (report.html, report.docx, report.xlsx, report.md, csv/, figures/)"
+    )

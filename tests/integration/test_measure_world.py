@@ -58,6 +58,7 @@ async def _measure_all(world, vantage_name: str, tmp_path: Path) -> dict[str, ob
 EXPECTED_IR = {
     "normal": (None, None),
     "slow": (None, None),
+    "forbidden": (None, None),  # a 403 answer: no step failed
     "geoblock-cloudflare": (None, None),
     "geoblock-cloudfront": (None, None),
     "http-451": (None, None),
