@@ -48,6 +48,10 @@ targets_app = typer.Typer(help="Check target lists.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
 helper_app = typer.Typer(help="Control helper service for lone vantages.", no_args_is_help=True)
 app.add_typer(helper_app, name="helper")
+import_app = typer.Typer(
+    help="Import public measurements (OONI, RIPE Atlas).", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
 fingerprints_app = typer.Typer(help="Block-page and geoblock fingerprints.", no_args_is_help=True)
 app.add_typer(fingerprints_app, name="fingerprints")
 
@@ -355,7 +359,6 @@ def analyze(
 ) -> None:
     """Compare each country's measurements with controls; write verdicts, targets and pairs."""
     from analysis.pipeline import analyze as run_analysis
-
     from probe.cli_tables import print_pairs
 
     w = parse_window(window)
@@ -391,6 +394,104 @@ def report(
     )
     for kind, path in paths.items():
         typer.echo(f"{kind}: {path}")
+
+
+def _expand_dirs(paths: list[Path]) -> list[Path]:
+    """Directories stand for the JSON / JSONL (optionally gzipped) files below them."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and ".json" in f.name)
+        else:
+            out.append(p)
+    return out
+
+
+def _print_import(summary) -> None:  # ImportSummary
+    console = err_console()
+    for label, value in summary.rows():
+        console.print(f"{label}: {value}")
+    for p in summary.problems[:10]:
+        console.print(f"[yellow]problem:[/] {p}")
+
+
+@import_app.command("ooni")
+def import_ooni(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="OONI JSON / JSONL / .jsonl.gz files.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory.")] = Path("."),
+    campaign: Annotated[str, typer.Option(help="Campaign name of the imported rows.")] = "ooni",
+    api: Annotated[
+        bool, typer.Option(help="Fetch from OONI's public API instead of files.")
+    ] = False,
+    probe_cc: Annotated[str | None, typer.Option(help="--api: country (ISO alpha-2).")] = None,
+    since: Annotated[str | None, typer.Option(help="--api: first day (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="--api: last day (YYYY-MM-DD).")] = None,
+    domain: Annotated[str | None, typer.Option(help="--api: only this domain.")] = None,
+) -> None:
+    """Import OONI Web Connectivity measurements (test-helper controls included)."""
+    import platformdirs
+
+    from probe.imports import import_ooni_api, import_ooni_files
+    from probe.vantage import validate_country
+
+    if api:
+        if loopback_only_from_env():
+            raise ConfigError("--api is disabled in loopback-only mode")
+        if not probe_cc:
+            raise ConfigError("--api needs --probe-cc")
+        summary = import_ooni_api(
+            out,
+            probe_cc=validate_country(probe_cc),
+            since=since,
+            until=until,
+            domain=domain,
+            cache_dir=Path(platformdirs.user_cache_dir("res64")) / "ooni-api",
+            campaign=campaign,
+        )
+    else:
+        if not files:
+            raise ConfigError("give OONI measurement files, or --api --probe-cc CC")
+        summary = import_ooni_files(_expand_dirs(files), out, campaign=campaign)
+    _print_import(summary)
+
+
+@import_app.command("atlas")
+def import_atlas(
+    files: Annotated[list[Path], typer.Argument(help="RIPE Atlas traceroute results (JSON).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory.")],
+    probe_cc: Annotated[
+        str | None, typer.Option(help="Country of probes missing from the metadata.")
+    ] = None,
+    probe_meta: Annotated[
+        Path | None, typer.Option(help="RIPE Atlas probe metadata (JSON) for countries.")
+    ] = None,
+    campaign: Annotated[str, typer.Option(help="Campaign name of the imported hops.")] = "atlas",
+) -> None:
+    """Import RIPE Atlas traceroutes into the hops table."""
+    from probe.imports import import_atlas_files
+
+    summary = import_atlas_files(
+        _expand_dirs(files), out, probe_cc=probe_cc, probe_meta=probe_meta, campaign=campaign
+    )
+    _print_import(summary)
+
+
+@app.command("compare-ooni")
+def compare_ooni_cmd(
+    analysis_dir: Annotated[Path, typer.Argument(help="Directory written by res64 analyze.")],
+    dataset: Annotated[
+        list[Path] | None, typer.Option(help="Dataset(s) if they moved since the analysis.")
+    ] = None,
+) -> None:
+    """Agreement between res64's verdicts and OONI's on imported OONI measurements."""
+    from analysis.compare_ooni import compare_ooni, comparison_tables
+
+    result = compare_ooni(analysis_dir, dataset or None)
+    console = Console()
+    for t in comparison_tables(result):
+        console.print(t)
 
 
 @helper_app.command("serve")
