@@ -614,11 +614,15 @@ def demo(
         Path, typer.Option("--out", "-o", help="Where to write the demo dataset.")
     ] = Path("res64-demo"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    lone: Annotated[
+        str | None,
+        typer.Option(help="Measure from this country's vantage only, with a res64 helper abroad."),
+    ] = None,
 ) -> None:
     """Offline demo: start a loopback world, measure it from several vantages, analyse, report."""
     from probe.demo import run_demo
 
-    run_demo(out, quiet=quiet, console=err_console())
+    run_demo(out, quiet=quiet, console=err_console(), lone=lone.upper() if lone else None)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ source addresses) live in a temporary directory, never in the output.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from probe.config import Limits, MeasureConfig, Timeouts, Vantage
+from probe.errors import ConfigError
 from probe.geo import open_geo
 from probe.lab import RunningWorld, demo_world, run_world
 from probe.records import Measurement
@@ -26,6 +28,7 @@ from probe.runner import RunSummary, run_measurements
 from probe.targets import load_targets
 
 DEMO_ROUNDS = 2
+DEMO_HELPER_TOKEN = "demo-helper-token-not-secret"
 DEMO_TIMEOUTS = Timeouts(dns=2.0, tcp=3.0, tls=3.0, http=6.0, target=15.0)
 
 
@@ -114,6 +117,77 @@ async def measure_world(
     return results
 
 
+async def measure_lone_vantage(
+    world: RunningWorld,
+    out: Path,
+    cc: str,
+    *,
+    helper_vantage: str = "us-1",
+    rounds: int = DEMO_ROUNDS,
+    control_proxy: str | None = None,
+    control_proxy_cc: str = "DE",
+    progress: Progress | None = None,
+) -> list[tuple[str, str, int, RunSummary]]:
+    """Measure ``world`` from the single vantage of ``cc``, with a res64 helper abroad.
+
+    The helper runs in-process on 127.0.0.1 (TLS from a throw-away CA) and measures from the
+    source address of ``helper_vantage``; every target's control streams back while the lone
+    vantage measures it.  ``control_proxy`` adds a second control country through a proxy.
+    """
+    from functools import partial
+
+    from probe.helper import HelperConfig, serve_helper
+    from probe.lab import LabPKI
+
+    spec = world.spec
+    lone = next(v for v in spec.vantages if v.cc == cc)
+    hv = spec.vantage(helper_vantage)
+    geo = open_geo(None, world.overrides_csv, embedded=False)
+    pki = LabPKI("res64 demo helper")
+    bundle = world.workdir / "ca-with-helper.pem"
+    bundle.write_bytes(world.ca_bundle.read_bytes() + pki.ca_pem)
+    helper_cfg = dataclasses.replace(
+        vantage_config(world, hv, out),
+        out="-",
+        vantage=Vantage(f"demo-helper-{hv.name}", hv.cc, hv.asn, hv.as_name, hv.source_ip, True),
+    )
+    hcfg = HelperConfig(
+        measure=helper_cfg,
+        tokens=(DEMO_HELPER_TOKEN,),
+        host="127.0.0.1",
+        port=0,
+        ssl_context=pki.server_context(["127.0.0.1"]),
+        allow_private=True,  # the lab world lives on loopback addresses
+        geo=geo,
+    )
+    targets = load_targets(world.targets_csv)
+    results: list[tuple[str, str, int, RunSummary]] = []
+    async with trio.open_nursery() as nursery:
+        host, port = await nursery.start(partial(serve_helper, hcfg))
+        cfg = dataclasses.replace(
+            vantage_config(world, lone, out, campaign="demo-lone"),
+            ca_bundle=bundle,
+            control_helper=f"https://{host}:{port}",
+            helper_token=DEMO_HELPER_TOKEN,
+            control_proxy=control_proxy,
+            control_proxy_vantage=Vantage(
+                f"ctlproxy-{control_proxy_cc.lower()}", control_proxy_cc, is_control=True
+            ),
+        )
+        for rnd in range(1, rounds + 1):
+            s = await run_measurements(
+                cfg,
+                targets,
+                geo,
+                progress=_VantageProgress(progress, f"round {rnd} {lone.name} + helper"),
+                handle_signals=False,
+                target_sources=["demo world"],
+            )
+            results.append((lone.name, cc, rnd, s))
+        nursery.cancel_scope.cancel()
+    return results
+
+
 def _progress(console: Console, quiet: bool) -> Progress | None:
     if quiet:
         return None
@@ -127,8 +201,13 @@ def _progress(console: Console, quiet: bool) -> Progress | None:
     )
 
 
-def run_demo(out: Path, *, quiet: bool = False, console: Console | None = None) -> DemoResult:
-    """Start the world, measure, analyse, report; print the tables. Blocking."""
+def run_demo(
+    out: Path, *, quiet: bool = False, console: Console | None = None, lone: str | None = None
+) -> DemoResult:
+    """Start the world, measure, analyse, report; print the tables. Blocking.
+
+    ``lone="IR"``: measure from that country's vantage only, with a res64 helper abroad.
+    """
     console = console or Console(stderr=True)
     out = Path(out)
     result = DemoResult(out=out)
@@ -144,8 +223,18 @@ def run_demo(out: Path, *, quiet: bool = False, console: Console | None = None) 
                 prog = _progress(console, quiet)
                 if prog is not None:
                     prog.start()
+                countries = world.spec.countries()
+                if lone and lone not in countries:
+                    raise ConfigError(f"--lone: the demo has vantages in {', '.join(countries)}")
                 try:
-                    result.summaries = await measure_world(world, out / "dataset", progress=prog)
+                    if lone:
+                        result.summaries = await measure_lone_vantage(
+                            world, out / "dataset", lone, progress=prog
+                        )
+                    else:
+                        result.summaries = await measure_world(
+                            world, out / "dataset", progress=prog
+                        )
                 finally:
                     if prog is not None:
                         prog.stop()
@@ -158,12 +247,13 @@ def run_demo(out: Path, *, quiet: bool = False, console: Console | None = None) 
 
 def _print_counts(console: Console, result: DemoResult) -> None:
     t = Table(title="Measurements per vantage", title_justify="left")
-    for col in ("round", "vantage", "country", "measured", "ok", "failed by step"):
+    for col in ("round", "vantage", "country", "measured", "ok", "failed by step", "controls"):
         t.add_column(col)
     for name, cc, rnd, s in sorted(result.summaries, key=lambda r: (r[2], r[0])):
         failed = sum(s.by_step.values())
         steps = ", ".join(f"{k} {v}" for k, v in sorted(s.by_step.items())) or "-"
-        t.add_row(str(rnd), name, cc, str(s.measured), str(s.measured - failed), steps)
+        ctl = str(s.controls) + (f" ({s.controls_missing} missing)" if s.controls_missing else "")
+        t.add_row(str(rnd), name, cc, str(s.measured), str(s.measured - failed), steps, ctl)
     console.print(t)
     console.print(f"dataset: {result.out / 'dataset'}")
 

@@ -44,7 +44,11 @@ def connect_proxy(addresses: dict[str, str], seen: list[str]):
         if method != "CONNECT" or host not in addresses:
             await client.send_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
             return
-        upstream = await trio.open_tcp_stream(addresses[host], int(port))
+        try:
+            upstream = await trio.open_tcp_stream(addresses[host], int(port))
+        except OSError:
+            await client.send_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+            return
         await client.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         async with trio.open_nursery() as n:
             n.start_soon(_pipe, client, upstream)
