@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -174,6 +175,13 @@ def measure(
         str | None,
         typer.Option(help="Country of the control proxy's exit (else GeoIP of its address)."),
     ] = None,
+    trace: Annotated[
+        str,
+        typer.Option(
+            help="Traceroute the measured address: none, failed (failed measurements) or all. "
+            "Needs raw sockets (root or CAP_NET_RAW); also records SYN-ACK/RST TTLs."
+        ),
+    ] = "none",
     control_helper: Annotated[
         str | None,
         typer.Option(help="URL of a res64 helper abroad that measures each target as a control."),
@@ -194,6 +202,8 @@ def measure(
     from probe.vantage import resolve_vantage
 
     loopback_only = loopback_only_from_env()
+    if trace not in ("none", "failed", "all"):
+        raise ConfigError(f"--trace: expected none, failed or all, got {trace!r}")
     tlist, sources = load_all_targets(targets)
     if resolver:
         parse_host_port(resolver, 53, "--resolver")
@@ -246,6 +256,7 @@ def measure(
         control_proxy_vantage=proxy_vantage,
         control_helper=control_helper,
         helper_token=_helper_token(control_helper, helper_token_file),
+        trace=trace,
     )
     console = err_console()
     progress = None if quiet else RichProgress(console=console)
@@ -271,6 +282,8 @@ def measure(
         + f") in {summary.seconds:.1f} s"
         + (f"; {summary.skipped_done} already done" if summary.skipped_done else "")
     )
+    if summary.hops:
+        console.print(f"traceroutes: {summary.hops} hops stored")
     if summary.controls or control_helper or control_proxy:
         console.print(
             f"controls: {summary.controls} stored"
@@ -370,6 +383,79 @@ def analyze(
     if not quiet:
         print_pairs(console, res.pairs)
     err_console().print(f"analysis written to {out}")
+
+
+@app.command()
+def trace(
+    destinations: Annotated[
+        list[str], typer.Argument(help="Host names or IP addresses.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Destination port (tcp/udp).")] = 443,
+    proto: Annotated[str, typer.Option(help="Probe protocol: tcp, icmp or udp.")] = "tcp",
+    pps: Annotated[int, typer.Option(min=1, max=100_000, help="Packets per second budget.")] = 200,
+    campaign: Annotated[str, typer.Option(help="Campaign name (partition key).")] = "adhoc",
+    country: Annotated[str | None, typer.Option(help="Vantage country (ISO alpha-2).")] = None,
+    source_address: Annotated[
+        str | None, typer.Option(help="Local address (unused by raw probes).")
+    ] = None,
+    resolver: Annotated[str | None, typer.Option(help="Resolver IP[:PORT] for host names.")] = None,
+    geoip: Annotated[Path | None, typer.Option(help="GeoIP database (.mmdb).")] = None,
+    geoip_overrides: Annotated[Path | None, typer.Option(help="GeoIP overrides CSV.")] = None,
+    vantage_id: Annotated[str | None, typer.Option(help="Pseudonymous vantage id.")] = None,
+    discover: Annotated[
+        bool, typer.Option("--discover/--no-discover", help="Find the country via IP-echo.")
+    ] = True,
+) -> None:
+    """Paris traceroute (all TTLs at once) to each destination; writes the hops table.
+
+    Needs raw sockets: run as root, or grant the interpreter CAP_NET_RAW with
+    `setcap cap_net_raw+ep $(readlink -f $(which python3))`.
+    """
+    from probe.geo import open_geo
+    from probe.tracing import run_trace
+    from probe.vantage import resolve_vantage
+
+    if proto not in ("tcp", "icmp", "udp"):
+        raise ConfigError(f"--proto: expected tcp, icmp or udp, got {proto!r}")
+    if resolver:
+        parse_host_port(resolver, 53, "--resolver")
+    loopback_only = loopback_only_from_env()
+    geo = open_geo(
+        _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
+    )
+    vantage = resolve_vantage(
+        geo,
+        country=country,
+        source_address=source_address,
+        vantage_id=vantage_id,
+        discover=discover and not loopback_only,
+    )
+    s = trio.run(
+        partial(
+            run_trace,
+            destinations,
+            out=out,
+            port=port,
+            proto=proto,
+            pps=pps,
+            vantage=vantage,
+            geo=geo,
+            campaign=campaign,
+            resolver=resolver,
+            loopback_only=loopback_only,
+        )
+    )
+    console = err_console()
+    console.print(
+        f"run {s.run_id}: {s.traces} traces ({s.reached} reached), {s.hops} hops, "
+        f"{s.packets_sent} packets in {s.elapsed_s:.1f} s"
+    )
+    for name, why in s.unresolved.items():
+        console.print(f"[yellow]unresolved[/] {name}: {why}")
+    for name in s.refused:
+        console.print(f"[yellow]refused[/] {name}: not loopback (loopback-only mode)")
+    console.print(f"dataset: {out}")
 
 
 @app.command()

@@ -55,6 +55,7 @@ class Context:
     # which addresses count as private for the redirect policy (tests substitute their own)
     private_check: Callable[[str], bool] = http_step.is_private
     data_source: str = "res64"
+    capture_ttl: bool = False  # privileged: record SYN-ACK and RST/FIN TTLs (injection evidence)
 
     def __post_init__(self) -> None:
         if self.verify_ctx is None:
@@ -97,6 +98,8 @@ class _Partial:
         self.tls: TlsResult | None = None
         self.http: HttpResult | None = None
         self.steps_hidden: tuple[str, ...] = ()
+        self.synack_ttl: int | None = None
+        self.rst_ttl: int | None = None
 
 
 async def _run_steps(ctx: Context, target: Target, p: _Partial) -> None:
@@ -149,6 +152,26 @@ async def _run_steps(ctx: Context, target: Target, p: _Partial) -> None:
     if p.dns.failure is not None:
         return
 
+    if ctx.capture_ttl and p.dns.answers:
+        from probe.transports.raw import ttl_watch
+
+        async with ttl_watch(p.dns.answers[0], port) as watcher:
+            try:
+                await _connect_and_fetch(ctx, target, p, scheme, port, watcher)
+            finally:
+                p.synack_ttl = watcher.synack_ttl
+                p.rst_ttl = watcher.closing_ttl
+        return
+    await _connect_and_fetch(ctx, target, p, scheme, port, None)
+
+
+async def _connect_and_fetch(
+    ctx: Context, target: Target, p: _Partial, scheme: str, port: int, watcher: object
+) -> None:
+    cfg = ctx.cfg
+    host = target.hostname
+    source = cfg.vantage.source_address
+    assert p.dns is not None
     # TCP
     p.step = "tcp"
     p.tcp, stream = await tcp_step.connect_first(
@@ -162,6 +185,8 @@ async def _run_steps(ctx: Context, target: Target, p: _Partial) -> None:
         return
     ip = p.tcp.server_ip
     assert ip is not None
+    if watcher is not None:
+        watcher.bind(stream.socket.getsockname()[1])  # type: ignore[attr-defined]
 
     # TLS
     verified = True
@@ -340,6 +365,8 @@ def assemble(
         http_redirects=http.redirects if http else (),
         http_verified=http.verified if http else None,
         http_ms=_r(http.ms) if http else None,
+        synack_ttl=p.synack_ttl,
+        rst_ttl=p.rst_ttl,
         failure_step=step,
         failure=failure,
         data_source=ctx.data_source,

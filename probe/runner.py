@@ -75,6 +75,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     controls: int = 0
     controls_missing: int = 0
+    hops: int = 0
 
 
 def effective_concurrency(requested: int) -> tuple[int, str | None]:
@@ -225,6 +226,31 @@ async def run_measurements(
     interrupted = False
 
     proxy_ctx = _control_proxy_context(cfg, manifest.run_id, geo, resolver)
+    tracing = cfg.trace in ("failed", "all")
+    if tracing:
+        from probe.transports.raw import has_raw_privileges
+
+        ok, why = has_raw_privileges()
+        if not ok:
+            tracing = False
+            note = f"no traceroutes: {why}"
+            summary.notes.append(note)
+            if on_note:
+                on_note(note)
+        else:
+            ctx.capture_ttl = True
+    hop_writer = DatasetWriter(out, "hops", cfg.campaign, manifest.run_id, manifest, first_part)
+
+    async def traces_for(m: Measurement, send_ch: trio.MemorySendChannel[Any]) -> None:
+        from probe.tracing import trace_for_measurement
+
+        if cfg.trace == "failed" and not m.failure_step:
+            return
+        hops = await trace_for_measurement(
+            m, geo=geo, vantage=cfg.vantage, loopback_only=cfg.loopback_only
+        )
+        if hops:
+            await send_ch.send(hops)
 
     async def one(
         rep: int, target: Target, token: object, send_ch: trio.MemorySendChannel[Measurement]
@@ -235,7 +261,10 @@ async def run_measurements(
                 async with sem, trio.open_nursery() as n:
 
                     async def measure_with(c: Context) -> None:
-                        await send_ch.send(await measure_target(c, target, rep))
+                        m = await measure_target(c, target, rep)
+                        await send_ch.send(m)
+                        if tracing and c is ctx:
+                            await traces_for(m, send_ch)
 
                     n.start_soon(measure_with, ctx)
                     if proxy_ctx is not None:
@@ -304,12 +333,19 @@ async def run_measurements(
 
     async def _consume() -> None:
         buf: list[dict[str, Any]] = []
+        hop_buf: list[dict[str, Any]] = []
         deadline = trio.current_time() + cfg.flush_seconds
 
         async def flush() -> None:
-            nonlocal buf, deadline
+            nonlocal buf, hop_buf, deadline
             rows, buf = buf, []
+            hops, hop_buf = hop_buf, []
             deadline = trio.current_time() + cfg.flush_seconds
+            if hops:
+                # hop files first: a measurement row on disk implies its hops are too
+                written = await trio.to_thread.run_sync(hop_writer.write_rows, hops)
+                summary.files += len(written)
+                summary.hops += len(hops)
             if rows:
                 update_counts(manifest, rows)
                 written = await trio.to_thread.run_sync(writer.write_rows, rows)
@@ -325,6 +361,9 @@ async def run_measurements(
                         break
                 if m is None:  # nothing for flush_seconds: write what we have
                     await flush()
+                    continue
+                if isinstance(m, list):  # traceroute hops of a measurement
+                    hop_buf.extend(h.as_row() for h in m)
                     continue
                 buf.append(m.as_row())
                 if m.is_control:

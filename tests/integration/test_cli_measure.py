@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -180,3 +181,30 @@ def test_concurrency_is_lowered_to_fit_the_open_file_limit(demo_world_proc, tmp_
     assert p.returncode == 0, p.stderr
     assert "concurrency lowered from 1000 to 12" in p.stderr
     assert len(pd.read_parquet(out / "measurements")) == len(w["urls"])
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="traceroutes need root (raw sockets)")
+def test_trace_failed_stores_hops_for_failed_measurements(demo_world_proc, tmp_path):
+    w = demo_world_proc
+    out = tmp_path / "out"
+    p = run(
+        ["measure", w["targets_csv"], "--out", str(out), "-q", "--timeout", "3",
+         "--trace", "failed", *world_flags(w, _vantage(w, "ir-1"))],
+        tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    ms = pd.read_parquet(out / "measurements")
+    hops = pd.read_parquet(out / "hops")
+    failed = set(ms.loc[ms["failure_step"].notna() & ms["server_ip"].notna(), "measurement_id"])
+    assert failed and set(hops["measurement_id"]) == failed
+    assert (hops["proto"] == "tcp").all() and hops["hop_ip"].notna().any()
+
+
+def test_trace_without_privileges_says_how_to_grant_them(demo_world_proc, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: raw sockets are available")
+    w = demo_world_proc
+    p = run(["measure", w["urls"][0], "--out", str(tmp_path / "o"), "-q", "--trace", "all",
+             *world_flags(w, _vantage(w, "us-1"))], tmp_path)  # fmt: skip
+    assert p.returncode == 0 and "cap_net_raw" in p.stderr
