@@ -100,6 +100,6 @@ def neutralise_cell(value: Any, limit: int = 32_000) -> Any:
         return value
     raw = value if isinstance(value, str) else str(value)
     s = clean_text(raw, limit, keep_tabs=True)
-    if raw.startswith(FORMULA_PREFIXES) or s.lstrip().startswith(FORMULA_PREFIXES):
+    if any(x.startswith(FORMULA_PREFIXES) for x in (raw, s, s.lstrip())):
         return "'" + s
     return s
