@@ -53,6 +53,8 @@ import_app = typer.Typer(
     help="Import public measurements (OONI, RIPE Atlas).", no_args_is_help=True
 )
 app.add_typer(import_app, name="import")
+campaign_app = typer.Typer(help="Measurement campaigns on a schedule.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
 fingerprints_app = typer.Typer(help="Block-page and geoblock fingerprints.", no_args_is_help=True)
 app.add_typer(fingerprints_app, name="fingerprints")
 
@@ -578,6 +580,103 @@ def compare_ooni_cmd(
     console = Console()
     for t in comparison_tables(result):
         console.print(t)
+
+
+@campaign_app.command("run")
+def campaign_run(
+    spec: Annotated[Path, typer.Argument(help="Campaign spec (TOML).")],
+    once: Annotated[
+        bool, typer.Option(help="Do the runs that are due, then exit (what a timer runs).")
+    ] = False,
+    delay: Annotated[bool, typer.Option(help="Sleep the random jitter first (cron).")] = False,
+) -> None:
+    """Run a campaign's schedule in the foreground; restarts continue where it stopped."""
+    from probe.campaign import exit_code, load_spec, run_campaign
+
+    s = load_spec(spec)
+    console = err_console()
+    res = trio.run(partial(run_campaign, s, once=once, delay=delay, on_event=console.print))
+    if res.finished and res.pending_uploads:
+        console.print(
+            f"{len(res.pending_uploads)} runs not uploaded: "
+            f"res64 upload {s.data_dir} {s.upload.dest if s.upload else 'DEST'}"
+        )
+    raise typer.Exit(exit_code(res))
+
+
+@campaign_app.command("status")
+def campaign_status_cmd(
+    spec: Annotated[Path, typer.Argument(help="Campaign spec (TOML).")],
+) -> None:
+    """Runs done, next run, last errors, pending uploads."""
+    from probe.campaign import campaign_status, load_spec
+
+    for line in campaign_status(load_spec(spec, check_files=False)):
+        typer.echo(line)
+
+
+@campaign_app.command("install")
+def campaign_install(
+    spec: Annotated[Path, typer.Argument(help="Campaign spec (TOML).")],
+    user: Annotated[
+        bool, typer.Option(help="A systemd --user unit instead of a system one.")
+    ] = False,
+    cron: Annotated[
+        bool, typer.Option(help="Print a crontab line instead of systemd units.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the units, write nothing.")] = False,
+) -> None:
+    """Write a systemd service + timer (RandomizedDelaySec, Persistent=true) or a crontab line."""
+    from probe.campaign import install_campaign, load_spec
+
+    res = install_campaign(load_spec(spec), user=user, cron=cron, dry_run=dry_run)
+    if cron:
+        for line in res.crontab or []:
+            typer.echo(line)
+    elif dry_run:
+        for path, text in res.files.items():
+            typer.echo(f"# {path}")
+            typer.echo(text)
+    else:
+        for path in res.written:
+            typer.echo(f"wrote {path}")
+    v = res.verification
+    if not cron:
+        if v is None:
+            typer.echo("systemd-analyze not found: units not verified")
+        elif not v.ok:
+            typer.echo(v.output)
+            raise typer.Exit(1)
+        elif v.output:
+            typer.echo(v.output)
+    for hint in res.hints:
+        typer.echo(hint)
+
+
+@app.command()
+def upload(
+    dataset: Annotated[Path, typer.Argument(help="Local dataset directory (with runs/).")],
+    dest: Annotated[str, typer.Argument(help="Destination: s3://bucket/prefix or a path.")],
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint (else AWS_ENDPOINT_URL_S3).")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile for credentials.")] = None,
+    run: Annotated[list[str] | None, typer.Option(help="Only these run ids.")] = None,
+) -> None:
+    """Upload complete files (those in run manifests), each once (SHA-256), with retries."""
+    from probe.upload import UploadError, format_upload_result, upload_dataset
+
+    try:
+        res = upload_dataset(dataset, dest, runs=run or None, endpoint_url=endpoint_url,
+                             profile=profile)  # fmt: skip
+    except UploadError as exc:
+        for line in format_upload_result(exc.result):
+            typer.echo(line)
+        raise
+    for line in format_upload_result(res):
+        typer.echo(line)
+    if not res.complete:
+        raise typer.Exit(1)
 
 
 @helper_app.command("serve")

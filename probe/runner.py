@@ -386,6 +386,7 @@ async def run_measurements(
                 return
 
     measuring = trio.CancelScope()
+    finished = False  # stays False when cancelled from outside or failing: never "complete"
     try:
         async with trio.open_nursery() as outer:
             if handle_signals:
@@ -397,12 +398,18 @@ async def run_measurements(
                 interrupted = True
             await consumer_done.wait()
             outer.cancel_scope.cancel()  # stops the signal watcher
+        finished = True
     finally:
         progress.stop()
         if doh_client is not None:
             with trio.CancelScope(shield=True):
                 await doh_client.aclose()
-        manifest.status = "failed" if store_error else "interrupted" if interrupted else "complete"
+        if store_error:
+            manifest.status = "failed"
+        elif interrupted or not finished:
+            manifest.status = "interrupted"
+        else:
+            manifest.status = "complete"
         manifest.finished_at = datetime.now(UTC).isoformat()
         with contextlib.suppress(Exception):
             manifest.save(out)
