@@ -19,7 +19,7 @@ import pytest
 from probe.store import sha256_file
 from tests.conftest import child_env, lab_process, res64_cmd, world_flags
 
-N_TARGETS = 1500
+N_TARGETS = 3000
 KILLS = 20
 
 
@@ -75,7 +75,9 @@ def test_sigkill_at_20_random_moments_then_resume(tmp_path):
             assert rows >= previous, "finished measurements were lost"
             previous = rows
         assert kills == KILLS, f"only {kills} kills landed before the run completed"
-        p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+        final = [*args]
+        final[final.index("--concurrency") + 1] = "16"  # resuming does not depend on it
+        p = subprocess.run(final, env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
     df = pd.read_parquet(out / "measurements")
     assert len(df) == N_TARGETS and df["url"].is_unique and df["run_id"].nunique() == 1
