@@ -1,0 +1,529 @@
+"""``analyze()``: measurement datasets in, evidence out (the analysis side that writes files).
+
+::
+
+    read_dataset (analysis.load)        files → compact columns (+ SHA-256 of every file)
+    compute_verdicts (analysis.verdicts) → one verdict per measurement (rule_id, status, ...)
+    attribute (analysis.attribution)     → locus, responsible_cc (+ localisations, optional)
+    targets / pairs (analysis.evidence)  → the SPEC §6 tables
+    write                                → verdicts.parquet, targets.parquet + .csv,
+                                           pairs.parquet + .csv, analysis.json
+
+Every output file is written to a temporary name and renamed when complete.
+``analysis.json`` names every input file with its size and SHA-256, the rules and fingerprint
+versions, the window, counts, the period, the vantages (counts per country and per AS, never
+addresses), the software version, when and by which command it was generated.
+
+``python -m analysis.pipeline DATASET ... --out DIR`` runs it without the CLI (benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy._core import multiarray as _np_multiarray
+
+from analysis import evidence, rules
+from analysis.attribution import attribute
+from analysis.evidence import pairs_for_display
+from analysis.load import read_dataset
+from analysis.verdicts import FingerprintMatcher, Verdicts, compute_verdicts
+from probe._version import __version__
+from probe.errors import StoreError
+
+Progress = Callable[[str, int, int], None]
+OUTPUTS = (
+    "verdicts.parquet",
+    "targets.parquet",
+    "targets.csv",
+    "pairs.parquet",
+    "pairs.csv",
+    "analysis.json",
+)
+
+
+#: Columns of ``verdicts.parquet`` (the in-memory frame has a few more, e.g. operator_cc).
+VERDICT_COLUMNS: tuple[str, ...] = (
+    "measurement_id",
+    "started_at",
+    "campaign",
+    "probe_cc",
+    "probe_asn",
+    "probe_as_name",
+    "vantage_id",
+    "is_control",
+    "url",
+    "category_code",
+    "http_status",
+    "http_title",
+    "failure",
+    "fingerprint_id",
+    "rule_id",
+    "observation",
+    "mechanism",
+    "explicit",
+    "status",
+    "confidence",
+    "locus",
+    "responsible_cc",
+    "locus_rule_id",
+    "n_controls_ok",
+    "controls_two_countries",
+    "hop_asn",
+)
+
+
+class _Background:
+    """Runs ``func(*args)`` in a thread; :meth:`result` joins and re-raises its error."""
+
+    def __init__(self, func: Callable[..., object], *args: object) -> None:
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                func(*args)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="res64-write", daemon=True)
+        self.thread.start()
+
+    def result(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyze` produced."""
+
+    out_dir: Path
+    targets: pd.DataFrame
+    pairs: pd.DataFrame
+    counts: dict[str, Any]
+    paths: dict[str, Path]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+@contextlib.contextmanager
+def memory_tuning(enabled: bool = True) -> Iterator[None]:
+    """Keep freed memory in the process while the analysis runs (glibc, numpy).
+
+    The analysis allocates many short-lived arrays of tens of megabytes.  By default glibc
+    maps each one fresh from the kernel and numpy asks for transparent huge pages, so every
+    temporary array is zeroed again by the kernel — on virtual machines that is a large part
+    of the run time.  Inside this context glibc serves large blocks from its heap and keeps
+    what is freed (``M_MMAP_MAX=0``, high ``M_TRIM_THRESHOLD``) and numpy does not advise
+    huge pages; on exit the defaults come back and the heap is trimmed.  Elsewhere than on
+    glibc, or when numpy lacks the switch, this does nothing.
+    """
+    if not enabled:
+        yield
+        return
+    libc = None
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc.gnu_get_libc_version  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            libc = None
+    hugepage = getattr(_np_multiarray, "_set_madvise_hugepage", None)
+    previous_huge = None
+    try:
+        if libc is not None:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+        if hugepage is not None:
+            previous_huge = hugepage(False)
+        yield
+    finally:
+        if hugepage is not None and previous_huge is not None:
+            hugepage(previous_huge)
+        if libc is not None:
+            libc.mallopt(_M_MMAP_MAX, 65536)
+            libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+            libc.malloc_trim(0)
+
+
+def _window_text(window: timedelta) -> str:
+    seconds = window.total_seconds()
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _counts_of(codes: np.ndarray, names: Sequence[str]) -> dict[str, int]:
+    valid = codes[codes >= 0]
+    counts = np.bincount(valid, minlength=len(names))
+    return {str(names[i]): int(c) for i, c in enumerate(counts) if c}
+
+
+def _cat_counts(series: pd.Series, mask: np.ndarray | None = None) -> dict[str, int]:
+    s = series if mask is None else series[mask]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return _counts_of(
+            s.cat.codes.to_numpy().astype(np.int64), [str(c) for c in s.cat.categories]
+        )
+    return {str(k): int(v) for k, v in s.value_counts(dropna=True).items()}
+
+
+def _vantages(frame: pd.DataFrame) -> dict[str, Any]:
+    """Vantage counts per country and per AS (ordinary vantages; never addresses)."""
+    own = ~frame["is_control"].to_numpy(bool)
+    vid = frame["vantage_id"].cat.codes.to_numpy()[own]
+    cc = frame["probe_cc"].cat.codes.to_numpy()[own]
+    asn = frame["probe_asn"].to_numpy(dtype="float64", na_value=np.nan)[own]
+    keep = vid >= 0
+    vd = pd.DataFrame({"v": vid[keep], "c": cc[keep], "a": asn[keep]}).drop_duplicates()
+    cc_names = [str(c) for c in frame["probe_cc"].cat.categories]
+    countries = vd.drop_duplicates(["v", "c"])["c"].value_counts()
+    asns = vd.dropna(subset=["a"]).drop_duplicates(["v", "a"])["a"].value_counts()
+    controls = frame["is_control"].to_numpy(bool)
+    ctrl_sources = frame["vantage_id"].cat.codes.to_numpy()[controls]
+    return {
+        "count": int(vd["v"].nunique()),
+        "countries": {cc_names[int(c)]: int(n) for c, n in sorted(countries.items())},
+        "asns": {str(int(a)): int(n) for a, n in sorted(asns.items())},
+        "control_records": int(controls.sum()),
+        "control_sources": len(np.unique(ctrl_sources[ctrl_sources >= 0])),
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _table(frame: pd.DataFrame, name: str) -> pa.Table:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta.pop(b"pandas", None)
+    meta.update(
+        {
+            b"res64.table": name.encode(),
+            b"res64.rules_version": str(rules.RULES_VERSION).encode(),
+        }
+    )
+    return table.replace_schema_metadata(meta)
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, name: str) -> None:
+    table = _table(frame, name)
+    dict_cols = [
+        f.name for f in table.schema if pa.types.is_dictionary(f.type) or f.name.endswith("_cc")
+    ]
+
+    def write(tmp: Path) -> None:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            compression_level=1,
+            use_dictionary=dict_cols or False,
+        )
+
+    _atomic(path, write)
+
+
+def _write_targets_pairs(df: pd.DataFrame, out: Path, stem: str) -> tuple[Path, Path]:
+    pq_path, csv_path = out / f"{stem}.parquet", out / f"{stem}.csv"
+    _write_parquet(df, pq_path, stem)
+    _atomic(csv_path, lambda tmp: evidence.write_csv(df, tmp))
+    return pq_path, csv_path
+
+
+def _iso(ts: Any) -> str | None:
+    if ts is None or ts is pd.NaT:
+        return None
+    return pd.Timestamp(ts).tz_convert("UTC").isoformat().replace("+00:00", "Z")
+
+
+def analyze(
+    inputs: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    window: timedelta = timedelta(hours=24),
+    skip_bad: bool = False,
+    fingerprints: FingerprintMatcher | None = None,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+    localisations: pd.DataFrame | None = None,
+    threads: int = 2,
+    tune_memory: bool = True,
+) -> AnalysisResult:
+    """Analyse the datasets ``inputs`` and write the evidence files into ``out_dir``.
+
+    ``progress(stage, done, total)`` is called as the work advances.  A truncated, foreign or
+    too new Parquet file raises :class:`probe.errors.DatasetError` naming it; with
+    ``skip_bad`` it is skipped and listed in ``analysis.json["skipped"]``.  ``localisations``
+    (from the routing analysis) refine unknown loci (:func:`analysis.attribution.attribute`).
+    ``tune_memory`` applies :func:`memory_tuning` for the duration of the call.
+    """
+    with memory_tuning(tune_memory):
+        return _analyze(
+            inputs,
+            out_dir,
+            window=window,
+            skip_bad=skip_bad,
+            fingerprints=fingerprints,
+            progress=progress,
+            command=command,
+            localisations=localisations,
+            threads=threads,
+        )
+
+
+def _analyze(
+    inputs: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    window: timedelta,
+    skip_bad: bool,
+    fingerprints: FingerprintMatcher | None,
+    progress: Progress | None,
+    command: list[str] | None,
+    localisations: pd.DataFrame | None,
+    threads: int,
+) -> AnalysisResult:
+    if window.total_seconds() <= 0:
+        from probe.errors import ConfigError
+
+        raise ConfigError("--window must be positive")
+    inputs = [str(i) for i in inputs]
+    ds = read_dataset(
+        inputs, skip_bad=skip_bad, threads=threads, progress=progress, defer_hash=True
+    )
+    if fingerprints is None:
+        from analysis.fingerprints import load_fingerprints
+
+        fingerprints = load_fingerprints()
+    v: Verdicts = compute_verdicts(
+        ds.columns, fingerprints=fingerprints, fetch=ds.fetcher, window=window, progress=progress
+    )
+    ds.release()  # the compact columns are no longer needed: free them before the evidence
+    files = ds.wait_hashes()  # hashed meanwhile, on the core the verdicts left idle
+    if progress is not None:
+        progress("evidence", 0, 1)
+    frame = attribute(v.frame, localisations)
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot create ({exc.strerror or exc})") from None
+    paths: dict[str, Path] = {"verdicts.parquet": out / "verdicts.parquet"}
+    # the big file is written in the background while the evidence tables are computed
+    keep = [c for c in VERDICT_COLUMNS if c in frame.columns]
+    writer = _Background(_write_parquet, frame[keep], paths["verdicts.parquet"], "verdicts")
+    try:
+        if progress is not None:
+            progress("targets", 0, 1)
+        targets_df = evidence.targets(frame, v.controls)
+        if progress is not None:
+            progress("pairs", 0, 1)
+        pairs_df = evidence.pairs(targets_df, frame)
+        if progress is not None:
+            progress("write", 0, 1)
+        paths["targets.parquet"], paths["targets.csv"] = _write_targets_pairs(
+            targets_df, out, "targets"
+        )
+    finally:
+        if progress is not None:
+            progress("wait-verdicts", 0, 1)
+        writer.result()
+    paths["pairs.parquet"], paths["pairs.csv"] = _write_targets_pairs(pairs_df, out, "pairs")
+
+    st = frame["status"]
+    denied = (st == "denied").to_numpy(bool)
+    counts: dict[str, Any] = {
+        "measurements": len(frame),
+        "control_records": int(frame["is_control"].sum()),
+        "status": _cat_counts(st),
+        "mechanism": _cat_counts(frame["mechanism"]),
+        "mechanism_denied": _cat_counts(frame["mechanism"], denied),
+        "confidence": _cat_counts(frame["confidence"], denied),
+        "rule": _cat_counts(frame["rule_id"]),
+        "targets": {str(k): int(n) for k, n in targets_df["status"].value_counts().items()},
+        "pairs": len(pairs_df),
+        "files": len(files),
+        "skipped_files": len(ds.skipped),
+    }
+    t = frame["started_at"]
+    meta: dict[str, Any] = {
+        "tool": "res64-probe analyze",
+        "software_version": __version__,
+        "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "command": list(command) if command is not None else None,
+        "rules_version": rules.RULES_VERSION,
+        "fingerprints_version": getattr(fingerprints, "version", None),
+        "window": {"seconds": window.total_seconds(), "text": _window_text(window)},
+        "inputs": [f.report() for f in files],
+        "skipped": ds.skipped,
+        "period": {
+            "first": _iso(t.min()) if len(t) else None,
+            "last": _iso(t.max()) if len(t) else None,
+        },
+        "vantages": _vantages(frame),
+        "counts": counts,
+        "outputs": {
+            name: {"size": p.stat().st_size, "sha256": _sha256(p)} for name, p in paths.items()
+        },
+        "rules": rules.rule_table(),
+    }
+    if progress is not None:
+        progress("json", 0, 1)
+    paths["analysis.json"] = out / "analysis.json"
+    text = json.dumps(meta, indent=1, ensure_ascii=False, default=str)
+    _atomic(paths["analysis.json"], lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    if progress is not None:
+        progress("write", 1, 1)
+    return AnalysisResult(
+        out_dir=out,
+        targets=targets_df,
+        pairs=pairs_df,
+        counts=counts,
+        paths=paths,
+        skipped=ds.skipped,
+        meta=meta,
+    )
+
+
+@dataclass
+class Evidence:
+    """Verdicts (attributed) and evidence tables of an in-memory analysis."""
+
+    verdicts: pd.DataFrame
+    targets: pd.DataFrame
+    pairs: pd.DataFrame
+
+
+def analyze_table(
+    table: pa.Table,
+    *,
+    window: timedelta = timedelta(hours=24),
+    fingerprints: FingerprintMatcher | None = None,
+    localisations: pd.DataFrame | None = None,
+) -> Evidence:
+    """Analyse an in-memory ``measurements`` table (``MEASUREMENTS`` schema, or the file
+    schema plus ``campaign``/``probe_cc``) without writing anything: tests, small imports."""
+    from analysis.load import TableFetcher, columns_from_table
+
+    if fingerprints is None:
+        from analysis.fingerprints import load_fingerprints
+
+        fingerprints = load_fingerprints()
+    v = compute_verdicts(
+        columns_from_table(table),
+        fingerprints=fingerprints,
+        fetch=TableFetcher(table),
+        window=window,
+    )
+    frame = attribute(v.frame, localisations)
+    targets_df = evidence.targets(frame, v.controls)
+    return Evidence(frame, targets_df, evidence.pairs(targets_df, frame))
+
+
+# -- a small runner (benchmarks, debugging) ----------------------------------------------
+
+
+def parse_window(value: str) -> timedelta:
+    """``24h``, ``90m``, ``2d``, ``3600s`` or plain hours."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 24h, got {value!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "": "hours"}[m.group(2)]
+    return timedelta(**{unit: float(m.group(1))})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis.pipeline", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("inputs", nargs="+", help="dataset roots, measurements/ directories or files")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--window", type=parse_window, default=timedelta(hours=24))
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    from probe.errors import ProbeError
+
+    start = time.perf_counter()
+    stages: dict[str, float] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        stages.setdefault(stage, time.perf_counter() - start)
+
+    try:
+        res = analyze(
+            args.inputs,
+            args.out,
+            window=args.window,
+            skip_bad=args.skip_bad,
+            command=["python", "-m", "analysis.pipeline", *(argv or sys.argv[1:])],
+            threads=args.threads,
+            progress=progress,
+        )
+    except ProbeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - start
+    n = res.counts["measurements"]
+    print(
+        json.dumps(
+            {
+                "rows": n,
+                "seconds": round(elapsed, 3),
+                "rows_per_second": round(n / elapsed, 1),
+                "stages_started_at": {k: round(v, 2) for k, v in stages.items()},
+            }
+        )
+    )
+    for row in pairs_for_display(res.pairs)[:20]:
+        print("  ".join(f"{k}={v}" for k, v in row.items()), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
