@@ -331,7 +331,10 @@ def _analyze(
         from probe.errors import ConfigError
 
         raise ConfigError("--window must be positive")
-    inputs = [str(i) for i in inputs]
+    from analysis.remote import localise_inputs
+
+    inputs, remote_origin = localise_inputs([str(i) for i in inputs])
+    hops_df = read_hops(inputs)
     ds = read_dataset(
         inputs, skip_bad=skip_bad, threads=threads, progress=progress, defer_hash=True
     )
@@ -346,6 +349,10 @@ def _analyze(
     files = ds.wait_hashes()  # hashed meanwhile, on the core the verdicts left idle
     if progress is not None:
         progress("evidence", 0, 1)
+    if localisations is None and hops_df is not None:
+        from analysis.routes import localisations as localise
+
+        localisations = localise(hops_df, v.frame)
     frame = attribute(v.frame, localisations)
 
     out = Path(out_dir)
@@ -374,6 +381,13 @@ def _analyze(
             progress("wait-verdicts", 0, 1)
         writer.result()
     paths["pairs.parquet"], paths["pairs.csv"] = _write_targets_pairs(pairs_df, out, "pairs")
+    n_localised = 0 if localisations is None else len(localisations)
+    if hops_df is not None:
+        from analysis.routes import routes_table
+
+        paths["routes.parquet"], paths["routes.csv"] = _write_targets_pairs(
+            routes_table(hops_df), out, "routes"
+        )
 
     st = frame["status"]
     denied = (st == "denied").to_numpy(bool)
@@ -389,6 +403,8 @@ def _analyze(
         "pairs": len(pairs_df),
         "files": len(files),
         "skipped_files": len(ds.skipped),
+        "hops": 0 if hops_df is None else len(hops_df),
+        "localised": n_localised,
     }
     t = frame["started_at"]
     meta: dict[str, Any] = {
@@ -400,6 +416,7 @@ def _analyze(
         "fingerprints_version": getattr(fingerprints, "version", None),
         "window": {"seconds": window.total_seconds(), "text": _window_text(window)},
         "inputs": [f.report() for f in files],
+        "remote_inputs": remote_origin,
         "skipped": ds.skipped,
         "period": {
             "first": _iso(t.min()) if len(t) else None,
@@ -437,6 +454,29 @@ class Evidence:
     verdicts: pd.DataFrame
     targets: pd.DataFrame
     pairs: pd.DataFrame
+
+
+def read_hops(inputs: Iterable[str]) -> pd.DataFrame | None:
+    """The ``hops`` tables next to the given datasets (None when there is none)."""
+    frames = []
+    for item in inputs:
+        p = Path(item)
+        root = p.parent if p.name == "measurements" else p
+        hops = root / "hops"
+        if p.is_dir() and hops.is_dir() and any(hops.rglob("*.parquet")):
+            try:
+                df = pd.read_parquet(hops)
+            except Exception as exc:
+                from probe.errors import DatasetError
+
+                raise DatasetError(f"{hops}: unreadable hops table ({exc})") from None
+            for col in ("campaign", "probe_cc", "date"):
+                if col in df:
+                    df[col] = df[col].astype(str)
+            frames.append(df)
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
 
 
 def analyze_table(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 import trio
@@ -203,8 +204,18 @@ def test_three_runs_sigkill_in_run_two(world, tmp_path, monkeypatch):
             urls = [r["url"] for r in rows if r["run_id"] == rid]
             assert sorted(urls) == sorted(world["urls"]) and len(urls) == n_targets
         assert len(rows) == 3 * n_targets
-        # TODO(lead): once analysis.pipeline exists, assert that the analysis of
-        # s3://res64/camp equals the analysis of the local dataset `out`.
+        # the analysis read from S3 is the analysis read from the local files
+        from analysis.pipeline import analyze
+
+        monkeypatch.setenv("RES64_CACHE_DIR", str(tmp_path / "cache"))
+        a_local = analyze([str(out)], tmp_path / "a-local")
+        a_s3 = analyze([f"s3://{BUCKET}/camp"], tmp_path / "a-s3")
+        pd.testing.assert_frame_equal(a_local.targets, a_s3.targets)
+        pd.testing.assert_frame_equal(a_local.pairs, a_s3.pairs)
+        assert a_local.counts == a_s3.counts
+        local_hashes = sorted(i["sha256"] for i in a_local.meta["inputs"])
+        assert sorted(i["sha256"] for i in a_s3.meta["inputs"]) == local_hashes
+        assert list(a_s3.meta["remote_inputs"].values()) == [f"s3://{BUCKET}/camp"]
 
 
 def test_offline_upload_queue_drains_when_the_server_comes_back(world, tmp_path, monkeypatch):
