@@ -59,6 +59,43 @@ fingerprints_app = typer.Typer(help="Block-page and geoblock fingerprints.", no_
 app.add_typer(fingerprints_app, name="fingerprints")
 
 
+# Vantage and GeoIP options mean the same on every command that measures (SPEC §8).
+CountryOpt = Annotated[
+    str | None, typer.Option(help="Vantage country (ISO 3166-1 alpha-2); else from GeoIP.")
+]
+SourceAddressOpt = Annotated[
+    str | None, typer.Option(help="Bind every socket to this local address (never stored).")
+]
+ResolverOpt = Annotated[
+    str | None, typer.Option(help="Resolver IP[:PORT] (default: the system resolver).")
+]
+ControlResolverOpt = Annotated[
+    str,
+    typer.Option(
+        help="Control resolver IP[:PORT] or DoH https URL, queried besides the system one; "
+        "'none' disables it."
+    ),
+]
+GeoipOpt = Annotated[
+    Path | None, typer.Option(help="GeoIP database (.mmdb) instead of the embedded one.")
+]
+GeoipOverridesOpt = Annotated[
+    Path | None, typer.Option(help="CSV prefix,cc,asn,as_name that wins over the database.")
+]
+CaBundleOpt = Annotated[Path | None, typer.Option(help="Trust only these CA certificates (PEM).")]
+VantageIdOpt = Annotated[
+    str | None, typer.Option(help="Pseudonymous vantage id (default: persisted random id).")
+]
+DiscoverOpt = Annotated[
+    bool,
+    typer.Option(
+        "--discover/--no-discover",
+        help="Find the vantage country from its public address (asks IP-echo services; "
+        "the address is never stored).",
+    ),
+]
+
+
 def _version_cb(value: bool) -> None:
     if value:
         typer.echo(f"res64-probe {__version__}")
@@ -122,34 +159,16 @@ def measure(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
     campaign: Annotated[str, typer.Option(help="Campaign name (partition key).")] = "adhoc",
-    country: Annotated[
-        str | None, typer.Option(help="Vantage country (ISO alpha-2); else from GeoIP.")
-    ] = None,
-    source_address: Annotated[
-        str | None, typer.Option(help="Bind every socket to this local address.")
-    ] = None,
+    country: CountryOpt = None,
+    source_address: SourceAddressOpt = None,
     proxy: Annotated[
         str | None, typer.Option(help="Measure through a proxy (http://, https://, socks5://).")
     ] = None,
-    resolver: Annotated[
-        str | None, typer.Option(help="Resolver IP[:PORT] (default: the system resolver).")
-    ] = None,
-    control_resolver: Annotated[
-        str,
-        typer.Option(
-            help="Control resolver IP[:PORT] or DoH https URL, queried besides the system one; "
-            "'none' disables it."
-        ),
-    ] = DEFAULT_CONTROL_RESOLVER,
-    geoip: Annotated[
-        Path | None, typer.Option(help="GeoIP database (.mmdb) instead of the embedded one.")
-    ] = None,
-    geoip_overrides: Annotated[
-        Path | None, typer.Option(help="CSV prefix,cc,asn,as_name that wins over the database.")
-    ] = None,
-    ca_bundle: Annotated[
-        Path | None, typer.Option(help="Trust only these CA certificates (PEM).")
-    ] = None,
+    resolver: ResolverOpt = None,
+    control_resolver: ControlResolverOpt = DEFAULT_CONTROL_RESOLVER,
+    geoip: GeoipOpt = None,
+    geoip_overrides: GeoipOverridesOpt = None,
+    ca_bundle: CaBundleOpt = None,
     concurrency: Annotated[int, typer.Option(min=1, max=4096, help="Targets at once.")] = 64,
     per_host: Annotated[int, typer.Option(min=1, max=16, help="Requests per host at once.")] = 2,
     timeout: Annotated[float, typer.Option(min=0.1, help="HTTP step timeout (s).")] = 20.0,
@@ -158,17 +177,8 @@ def measure(
     body_bytes: Annotated[
         int, typer.Option(min=0, max=1 << 20, help="Body prefix bytes stored.")
     ] = 32 * 1024,
-    vantage_id: Annotated[
-        str | None, typer.Option(help="Pseudonymous vantage id (default: persisted random id).")
-    ] = None,
-    discover: Annotated[
-        bool,
-        typer.Option(
-            "--discover/--no-discover",
-            help="Find the vantage country from its public address (asks IP-echo services; "
-            "the address is never stored).",
-        ),
-    ] = True,
+    vantage_id: VantageIdOpt = None,
+    discover: DiscoverOpt = True,
     control_proxy: Annotated[
         str | None,
         typer.Option(help="Also measure every target through this proxy abroad, as a control."),
@@ -397,17 +407,13 @@ def trace(
     proto: Annotated[str, typer.Option(help="Probe protocol: tcp, icmp or udp.")] = "tcp",
     pps: Annotated[int, typer.Option(min=1, max=100_000, help="Packets per second budget.")] = 200,
     campaign: Annotated[str, typer.Option(help="Campaign name (partition key).")] = "adhoc",
-    country: Annotated[str | None, typer.Option(help="Vantage country (ISO alpha-2).")] = None,
-    source_address: Annotated[
-        str | None, typer.Option(help="Local address (unused by raw probes).")
-    ] = None,
-    resolver: Annotated[str | None, typer.Option(help="Resolver IP[:PORT] for host names.")] = None,
-    geoip: Annotated[Path | None, typer.Option(help="GeoIP database (.mmdb).")] = None,
-    geoip_overrides: Annotated[Path | None, typer.Option(help="GeoIP overrides CSV.")] = None,
-    vantage_id: Annotated[str | None, typer.Option(help="Pseudonymous vantage id.")] = None,
-    discover: Annotated[
-        bool, typer.Option("--discover/--no-discover", help="Find the country via IP-echo.")
-    ] = True,
+    country: CountryOpt = None,
+    source_address: SourceAddressOpt = None,
+    resolver: ResolverOpt = None,
+    geoip: GeoipOpt = None,
+    geoip_overrides: GeoipOverridesOpt = None,
+    vantage_id: VantageIdOpt = None,
+    discover: DiscoverOpt = True,
 ) -> None:
     """Paris traceroute (all TTLs at once) to each destination; writes the hops table.
 
@@ -687,23 +693,19 @@ def helper_serve(
     ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate chain (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
-    country: Annotated[str | None, typer.Option(help="The helper's country (ISO alpha-2).")] = None,
-    source_address: Annotated[str | None, typer.Option(help="Bind measurements here.")] = None,
-    resolver: Annotated[str | None, typer.Option(help="Resolver IP[:PORT].")] = None,
-    control_resolver: Annotated[
-        str, typer.Option(help="Control resolver IP[:PORT] or DoH URL; 'none' disables it.")
-    ] = DEFAULT_CONTROL_RESOLVER,
-    geoip: Annotated[Path | None, typer.Option(help="GeoIP database (.mmdb).")] = None,
-    geoip_overrides: Annotated[Path | None, typer.Option(help="GeoIP overrides CSV.")] = None,
-    ca_bundle: Annotated[Path | None, typer.Option(help="Trust only these CAs (PEM).")] = None,
+    country: CountryOpt = None,
+    source_address: SourceAddressOpt = None,
+    resolver: ResolverOpt = None,
+    control_resolver: ControlResolverOpt = DEFAULT_CONTROL_RESOLVER,
+    geoip: GeoipOpt = None,
+    geoip_overrides: GeoipOverridesOpt = None,
+    ca_bundle: CaBundleOpt = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="HTTP step timeout (s).")] = 20.0,
     concurrency: Annotated[int, typer.Option(min=1, max=1024, help="URLs at once.")] = 32,
     rate: Annotated[int, typer.Option(min=1, help="URLs per token per minute.")] = 600,
     max_urls: Annotated[int, typer.Option(min=1, help="URLs per request.")] = 100,
-    vantage_id: Annotated[str | None, typer.Option(help="Pseudonymous id of the helper.")] = None,
-    discover: Annotated[
-        bool, typer.Option("--discover/--no-discover", help="Find the country via IP-echo.")
-    ] = True,
+    vantage_id: VantageIdOpt = None,
+    discover: DiscoverOpt = True,
     allow_private: Annotated[
         bool, typer.Option(hidden=True, help="Measure private targets (tests only).")
     ] = False,

@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,17 +220,22 @@ def part_number(path: Path) -> int:
     return int(m.group("n")) if m else -1
 
 
-def find_resumable(out: Path, campaign: str, targets_sha256: str) -> Manifest | None:
-    """The newest unfinished run of ``campaign`` over the same target list, if any."""
+def iter_manifests(out: Path) -> Iterator[Manifest]:
+    """Every readable run manifest under ``out/runs`` (unreadable ones are passed over)."""
     runs = out / "runs"
     if not runs.is_dir():
-        return None
-    best: Manifest | None = None
+        return
     for p in sorted(runs.glob("*.json")):
         try:
-            m = load_manifest(p)
+            yield load_manifest(p)
         except StoreError:
             continue
+
+
+def find_resumable(out: Path, campaign: str, targets_sha256: str) -> Manifest | None:
+    """The newest unfinished run of ``campaign`` over the same target list, if any."""
+    best: Manifest | None = None
+    for m in iter_manifests(out):
         if m.status == "complete" or m.campaign != campaign:
             continue
         if m.targets.get("sha256") != targets_sha256:

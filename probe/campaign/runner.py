@@ -43,7 +43,7 @@ from probe.config import (
     redact_url,
 )
 from probe.errors import ConfigError, ProbeError, StoreError, TargetError
-from probe.store import Manifest, load_manifest
+from probe.store import Manifest, iter_manifests, load_manifest
 
 EventFn = Callable[[str], None]
 
@@ -169,15 +169,11 @@ def find_completed_run(
     data_dir: Path, campaign: str, since: datetime, exclude: set[str]
 ) -> Manifest | None:
     """A complete run of ``campaign`` started at or after ``since`` (not in ``exclude``)."""
-    runs = data_dir / "runs"
-    if not runs.is_dir():
-        return None
     best: Manifest | None = None
-    for p in sorted(runs.glob("*.json")):
+    for m in iter_manifests(data_dir):
         try:
-            m = load_manifest(p)
             started = datetime.fromisoformat(m.started_at)
-        except (StoreError, ValueError, TypeError):
+        except (ValueError, TypeError):
             continue
         if m.campaign != campaign or m.status != "complete" or m.run_id in exclude:
             continue
