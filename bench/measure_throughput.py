@@ -90,9 +90,7 @@ def main() -> int:
     best = {k: min(v, key=lambda r: r[0]) for k, v in results.items()}
     pw, pcpu, prss, pcode = best["res64"]
     cw, ccpu, crss, _ = best["curl"]
-    print(
-        f"targets: {n} (half https), concurrency {args.concurrency}, loopback world in its own process"
-    )
+    print(f"targets: {n} (half https), concurrency {args.concurrency}, world in its own process")
     print(f"res64 measure: {n / pw:8.1f} measurements/s  wall {pw:6.2f} s  "
           f"cpu {pcpu * 1000 / n:5.2f} ms/measurement  peak RSS {prss / 1024:6.1f} MiB  "
           f"ok {ok}/{n}  exit {pcode}")  # fmt: skip
