@@ -87,6 +87,7 @@ async def test_hostile_suite_bounded_and_correct(tmp_path: Path):
     err = proc.stderr.decode(errors="replace")
     assert proc.returncode == 0, err
     peak_kb = int(err.split("MAXRSS_KB", 1)[1].split()[0])
+    print(f"hostile suite: peak RSS of res64 measure {peak_kb / 1024:.0f} MiB, {elapsed:.1f} s")
     assert peak_kb <= 300 * 1024, f"peak RSS {peak_kb / 1024:.0f} MiB"
     # every target finished within its per-target budget (drip and DNS timeouts included)
     assert elapsed < Timeouts.from_total(TIMEOUT).target + 30
