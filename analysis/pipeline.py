@@ -292,6 +292,8 @@ def analyze(
     localisations: pd.DataFrame | None = None,
     threads: int = 2,
     tune_memory: bool = True,
+    engine: str = "pandas",
+    scheduler: str | None = None,
 ) -> AnalysisResult:
     """Analyse the datasets ``inputs`` and write the evidence files into ``out_dir``.
 
@@ -300,7 +302,31 @@ def analyze(
     ``skip_bad`` it is skipped and listed in ``analysis.json["skipped"]``.  ``localisations``
     (from the routing analysis) refine unknown loci (:func:`analysis.attribution.attribute`).
     ``tune_memory`` applies :func:`memory_tuning` for the duration of the call.
+    ``engine="dask"`` runs the same analysis on a Dask cluster (``scheduler``
+    ``tcp://HOST:PORT``, else two local worker processes): :mod:`analysis.engine_dask`.
     """
+    # -- engine dispatch (analysis.engine_dask) ------------------------------------------
+    if engine != "pandas" or scheduler is not None:
+        from probe.errors import ConfigError
+
+        if engine == "pandas":
+            raise ConfigError("--scheduler needs --engine dask")
+        if engine != "dask":
+            raise ConfigError(f"unknown engine {engine!r} (expected pandas or dask)")
+        from analysis.engine_dask import analyze_dask
+
+        return analyze_dask(
+            inputs,
+            out_dir,
+            window=window,
+            skip_bad=skip_bad,
+            fingerprints=fingerprints,
+            progress=progress,
+            command=command,
+            localisations=localisations,
+            scheduler=scheduler,
+        )
+    # -- end of engine dispatch ------------------------------------------------------------
     with memory_tuning(tune_memory):
         return _analyze(
             inputs,
