@@ -381,6 +381,13 @@ def analyze(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Do not print the pairs table.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="pandas (one process) or dask (a Dask distributed cluster).")
+    ] = "pandas",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler tcp://HOST:PORT (default: a local 2-worker cluster)."),
+    ] = None,
 ) -> None:
     """Compare each country's measurements with controls; write verdicts, targets and pairs."""
     from analysis.pipeline import analyze as run_analysis
@@ -390,7 +397,15 @@ def analyze(
     for d in datasets:
         if "://" not in d and not Path(d).exists():
             raise ConfigError(f"{d}: no such dataset")
-    res = run_analysis(datasets, out, window=w, skip_bad=skip_bad, command=sys.argv[:])
+    res = run_analysis(
+        datasets,
+        out,
+        window=w,
+        skip_bad=skip_bad,
+        command=sys.argv[:],
+        engine=engine,
+        scheduler=scheduler,
+    )
     console = Console()
     if not quiet:
         print_pairs(console, res.pairs)
