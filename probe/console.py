@@ -16,7 +16,11 @@ from probe.records import Measurement
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """stderr console; wide enough for the evidence tables when output is not a terminal."""
+    c = Console(stderr=True, highlight=False)
+    if not c.is_terminal and c.width < 120:
+        c.width = 120
+    return c
 
 
 class RichProgress:
