@@ -24,12 +24,11 @@ The analysis functions are the pandas engine's own (:func:`analysis.verdicts.com
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis import evidence, rules
+from analysis import evidence
 from analysis.attribution import attribute
 from analysis.load import (
     Cat,
@@ -54,20 +53,14 @@ from analysis.pipeline import (
     VERDICT_COLUMNS,
     AnalysisResult,
     Progress,
-    _atomic,
     _Background,
-    _cat_counts,
-    _iso,
-    _sha256,
-    _vantages,
-    _window_text,
     _write_parquet,
     _write_targets_pairs,
+    finish,
     memory_tuning,
     read_hops,
 )
 from analysis.verdicts import FingerprintMatcher, compute_verdicts, hostname_of
-from probe._version import __version__
 from probe.errors import ConfigError, DatasetError, StoreError
 
 #: Worker processes of the cluster started when no scheduler is given.
@@ -351,7 +344,6 @@ def _write(
     progress: Progress | None,
 ) -> AnalysisResult:
     """The output files of :func:`analysis.pipeline.analyze` (same names, same contents)."""
-    # NOTE: mirrors the writing half of analysis.pipeline._analyze; keep the two in step.
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -369,66 +361,22 @@ def _write(
         targets_df, out, "targets"
     )
     paths["pairs.parquet"], paths["pairs.csv"] = _write_targets_pairs(pairs_df, out, "pairs")
-    if hops_df is not None:
-        from analysis.routes import routes_table
-
-        paths["routes.parquet"], paths["routes.csv"] = _write_targets_pairs(
-            routes_table(hops_df), out, "routes"
-        )
-    st = frame["status"]
-    denied = (st == "denied").to_numpy(bool)
-    counts: dict[str, Any] = {
-        "measurements": len(frame),
-        "control_records": int(frame["is_control"].sum()),
-        "status": _cat_counts(st),
-        "mechanism": _cat_counts(frame["mechanism"]),
-        "mechanism_denied": _cat_counts(frame["mechanism"], denied),
-        "confidence": _cat_counts(frame["confidence"], denied),
-        "rule": _cat_counts(frame["rule_id"]),
-        "targets": {str(k): int(n) for k, n in targets_df["status"].value_counts().items()},
-        "pairs": len(pairs_df),
-        "files": len(files),
-        "skipped_files": len(skipped),
-        "hops": 0 if hops_df is None else len(hops_df),
-        "localised": n_localised,
-    }
-    t = frame["started_at"]
-    meta: dict[str, Any] = {
-        "tool": "res64-probe analyze",
-        "software_version": __version__,
-        "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "command": list(command) if command is not None else None,
-        "rules_version": rules.RULES_VERSION,
-        "fingerprints_version": getattr(fingerprints, "version", None),
-        "window": {"seconds": window.total_seconds(), "text": _window_text(window)},
-        "inputs": [f.report() for f in files],
-        "remote_inputs": remote_origin,
-        "skipped": skipped,
-        "period": {
-            "first": _iso(t.min()) if len(t) else None,
-            "last": _iso(t.max()) if len(t) else None,
-        },
-        "vantages": _vantages(frame),
-        "counts": counts,
-        "outputs": {
-            name: {"size": p.stat().st_size, "sha256": _sha256(p)} for name, p in paths.items()
-        },
-        "rules": rules.rule_table(),
-        "engine": "dask",
-    }
-    paths["analysis.json"] = out / "analysis.json"
-    text = json.dumps(meta, indent=1, ensure_ascii=False, default=str)
-    _atomic(paths["analysis.json"], lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
-    if progress is not None:
-        progress("write", 1, 1)
-    return AnalysisResult(
-        out_dir=out,
-        targets=targets_df,
-        pairs=pairs_df,
-        counts=counts,
-        paths=paths,
+    return finish(
+        out,
+        paths,
+        frame=frame,
+        targets_df=targets_df,
+        pairs_df=pairs_df,
+        hops_df=hops_df,
+        files=files,
         skipped=skipped,
-        meta=meta,
+        remote_origin=remote_origin,
+        n_localised=n_localised,
+        window=window,
+        fingerprints=fingerprints,
+        command=command,
+        progress=progress,
+        engine="dask",
     )
 
 

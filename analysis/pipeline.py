@@ -408,6 +408,52 @@ def _analyze(
         writer.result()
     paths["pairs.parquet"], paths["pairs.csv"] = _write_targets_pairs(pairs_df, out, "pairs")
     n_localised = 0 if localisations is None else len(localisations)
+    return finish(
+        out,
+        paths,
+        frame=frame,
+        targets_df=targets_df,
+        pairs_df=pairs_df,
+        hops_df=hops_df,
+        files=files,
+        skipped=ds.skipped,
+        remote_origin=remote_origin,
+        n_localised=n_localised,
+        window=window,
+        fingerprints=fingerprints,
+        command=command,
+        progress=progress,
+    )
+
+
+@dataclass
+class Evidence:
+    """Verdicts (attributed) and evidence tables of an in-memory analysis."""
+
+    verdicts: pd.DataFrame
+    targets: pd.DataFrame
+    pairs: pd.DataFrame
+
+
+def finish(
+    out: Path,
+    paths: dict[str, Path],
+    *,
+    frame: pd.DataFrame,
+    targets_df: pd.DataFrame,
+    pairs_df: pd.DataFrame,
+    hops_df: pd.DataFrame | None,
+    files: list[Any],
+    skipped: list[dict[str, str]],
+    remote_origin: dict[str, str],
+    n_localised: int,
+    window: timedelta,
+    fingerprints: FingerprintMatcher | None,
+    command: list[str] | None,
+    progress: Progress | None,
+    engine: str = "pandas",
+) -> AnalysisResult:
+    """The routes table, counts and ``analysis.json`` (shared by every engine)."""
     if hops_df is not None:
         from analysis.routes import routes_table
 
@@ -428,7 +474,7 @@ def _analyze(
         "targets": {str(k): int(n) for k, n in targets_df["status"].value_counts().items()},
         "pairs": len(pairs_df),
         "files": len(files),
-        "skipped_files": len(ds.skipped),
+        "skipped_files": len(skipped),
         "hops": 0 if hops_df is None else len(hops_df),
         "localised": n_localised,
     }
@@ -443,7 +489,7 @@ def _analyze(
         "window": {"seconds": window.total_seconds(), "text": _window_text(window)},
         "inputs": [f.report() for f in files],
         "remote_inputs": remote_origin,
-        "skipped": ds.skipped,
+        "skipped": skipped,
         "period": {
             "first": _iso(t.min()) if len(t) else None,
             "last": _iso(t.max()) if len(t) else None,
@@ -455,6 +501,8 @@ def _analyze(
         },
         "rules": rules.rule_table(),
     }
+    if engine != "pandas":
+        meta["engine"] = engine
     if progress is not None:
         progress("json", 0, 1)
     paths["analysis.json"] = out / "analysis.json"
@@ -468,18 +516,9 @@ def _analyze(
         pairs=pairs_df,
         counts=counts,
         paths=paths,
-        skipped=ds.skipped,
+        skipped=skipped,
         meta=meta,
     )
-
-
-@dataclass
-class Evidence:
-    """Verdicts (attributed) and evidence tables of an in-memory analysis."""
-
-    verdicts: pd.DataFrame
-    targets: pd.DataFrame
-    pairs: pd.DataFrame
 
 
 def read_hops(inputs: Iterable[str]) -> pd.DataFrame | None:
