@@ -58,6 +58,7 @@ import pyarrow.csv as pacsv
 
 from analysis import rules as R
 from analysis.controls import Controls
+from analysis.report_safety import FORMULA_PREFIXES
 
 TARGET_COLUMNS: tuple[str, ...] = (
     "affected_cc",
@@ -104,7 +105,7 @@ PAIR_COLUMNS: tuple[str, ...] = (
     "example_urls",
 )
 EXAMPLES = 5
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = FORMULA_PREFIXES  # one definition, shared with the report writers
 
 
 # -- helpers ----------------------------------------------------------------------------
