@@ -152,6 +152,34 @@ def _existing_file(p: Path | None, opt: str) -> Path | None:
     return p
 
 
+def _geo_and_vantage(
+    geoip: Path | None,
+    geoip_overrides: Path | None,
+    *,
+    country: str | None,
+    source_address: str | None,
+    vantage_id: str | None,
+    discover: bool,
+    is_control: bool = False,
+):  # -> tuple[GeoResolver, Vantage]
+    """The GeoIP resolver and the vantage, as every measuring command builds them (SPEC §8)."""
+    from probe.geo import open_geo
+    from probe.vantage import resolve_vantage
+
+    geo = open_geo(
+        _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
+    )
+    vantage = resolve_vantage(
+        geo,
+        country=country,
+        source_address=source_address,
+        vantage_id=vantage_id,
+        discover=discover and not loopback_only_from_env(),
+        is_control=is_control,
+    )
+    return geo, vantage
+
+
 @app.command()
 def measure(
     targets: Annotated[
@@ -209,9 +237,7 @@ def measure(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Measure DNS, TCP, TLS and HTTP(S) reachability of targets; write Parquet to --out."""
-    from probe.geo import open_geo
     from probe.runner import run_measurements
-    from probe.vantage import resolve_vantage
 
     loopback_only = loopback_only_from_env()
     if trace not in ("none", "failed", "all"):
@@ -226,9 +252,10 @@ def measure(
         validate_proxy(proxy)
         if loopback_only and not is_loopback(urlsplit(proxy).hostname or ""):
             raise ConfigError(f"--proxy {redact_url(proxy)}: only loopback proxies in this mode")
-    geo = open_geo(
-        _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
-    )
+    geo, vantage = _geo_and_vantage(
+        geoip, geoip_overrides, country=country, source_address=source_address,
+        vantage_id=vantage_id, discover=discover,
+    )  # fmt: skip
     proxy_vantage = None
     if control_proxy:
         validate_proxy(control_proxy)
@@ -237,13 +264,6 @@ def measure(
         proxy_vantage = control_proxy_vantage(
             geo, control_proxy, control_proxy_country, discover and not loopback_only
         )
-    vantage = resolve_vantage(
-        geo,
-        country=country,
-        source_address=source_address,
-        vantage_id=vantage_id,
-        discover=discover and not loopback_only,
-    )
     cfg = MeasureConfig(
         out=str(out),
         vantage=vantage,
@@ -435,25 +455,17 @@ def trace(
     Needs raw sockets: run as root, or grant the interpreter CAP_NET_RAW with
     `setcap cap_net_raw+ep $(readlink -f $(which python3))`.
     """
-    from probe.geo import open_geo
     from probe.tracing import run_trace
-    from probe.vantage import resolve_vantage
 
     if proto not in ("tcp", "icmp", "udp"):
         raise ConfigError(f"--proto: expected tcp, icmp or udp, got {proto!r}")
     if resolver:
         parse_host_port(resolver, 53, "--resolver")
     loopback_only = loopback_only_from_env()
-    geo = open_geo(
-        _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
-    )
-    vantage = resolve_vantage(
-        geo,
-        country=country,
-        source_address=source_address,
-        vantage_id=vantage_id,
-        discover=discover and not loopback_only,
-    )
+    geo, vantage = _geo_and_vantage(
+        geoip, geoip_overrides, country=country, source_address=source_address,
+        vantage_id=vantage_id, discover=discover,
+    )  # fmt: skip
     s = trio.run(
         partial(
             run_trace,
@@ -733,9 +745,7 @@ def helper_serve(
     import logging
     import shutil
 
-    from probe.geo import open_geo
     from probe.helper import HelperConfig, load_tokens, serve_helper, systemd_unit
-    from probe.vantage import resolve_vantage
 
     if token_file is None:
         raise ConfigError("--token-file is required (one bearer token per line)")
@@ -750,17 +760,10 @@ def helper_serve(
         return
     loopback_only = loopback_only_from_env()
     ctl = None if control_resolver.lower() == "none" else control_resolver
-    geo = open_geo(
-        _existing_file(geoip, "--geoip"), _existing_file(geoip_overrides, "--geoip-overrides")
-    )
-    vantage = resolve_vantage(
-        geo,
-        country=country,
-        source_address=source_address,
-        vantage_id=vantage_id,
-        discover=discover and not loopback_only,
-        is_control=True,
-    )
+    geo, vantage = _geo_and_vantage(
+        geoip, geoip_overrides, country=country, source_address=source_address,
+        vantage_id=vantage_id, discover=discover, is_control=True,
+    )  # fmt: skip
     mcfg = MeasureConfig(
         out="-",
         vantage=vantage,
