@@ -85,20 +85,24 @@ _MEASUREMENT_COLUMNS: list[tuple[str, pa.DataType, str]] = [
 ]
 
 _HOP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
-    ("trace_id", _STR, "id of the traceroute"),
+    ("trace_id", _STR, "id of the traceroute ('~control' suffix: the control-name probes)"),
     ("vantage_id", _STR, "vantage that traced"),
     ("probe_cc", _STR, "country of the vantage"),
     ("started_at", _TS, "UTC start of the trace"),
     ("dst_ip", _STR, "destination address"),
     ("dst_port", pa.int32(), "destination port (tcp/udp)"),
-    ("proto", _STR, "tcp|icmp|udp"),
+    ("proto", _STR, "tcp|icmp|udp traces; tls|http for localisation trigger probes"),
     ("ttl", pa.int16(), "probe TTL"),
     ("measurement_id", _STR, "measurement that triggered the trace (nullable)"),
     ("campaign", _STR, "campaign name"),
     ("run_id", _STR, "run id"),
     ("hop_ip", _STR, "replying address, null for '*'"),
     ("rtt_ms", pa.float64(), "round-trip time"),
-    ("reply_kind", _STR, "time_exceeded|synack|rst|unreachable|none"),
+    (
+        "reply_kind",
+        _STR,
+        "time_exceeded|synack|rst|unreachable|none; also echo_reply (icmp), data|fin (triggers)",
+    ),
     ("reply_ttl", pa.int16(), "IP TTL of the reply"),
     ("hop_cc", _STR, "GeoIP country of hop_ip"),
     ("hop_asn", pa.int64(), "GeoIP AS number of hop_ip"),
