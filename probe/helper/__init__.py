@@ -3,8 +3,8 @@
 A lone vantage has no cross-country control; a helper run in another country measures the
 same URLs with the same steps and streams the rows back (``is_control=True``,
 ``data_source="helper"``).  :mod:`probe.helper.server` is the service,
-:mod:`probe.helper.client` fetches from it, :mod:`probe.helper.auth` holds tokens and rate
-limits.
+:mod:`probe.helper.wire` its pure wire format, :mod:`probe.helper.client` fetches from it,
+:mod:`probe.helper.auth` holds tokens and rate limits.
 """
 
 from probe.helper.auth import generate_token as generate_token

@@ -25,6 +25,8 @@ Protocol (version 1)::
       token), 404, 405, 408 (body too slow), 413 (body too large / too many URLs), 429 (rate
       limit, with Retry-After), 431 (headers too large).
 
+The request parsing and the response lines are pure and live in :mod:`probe.helper.wire`.
+
 Targets whose host is (or resolves, through the helper's resolver, to any) private, loopback,
 link-local or reserved address are refused unless ``allow_private`` is set; a measurement that
 ended up connecting to such an address anyway (DNS rebinding) is withheld too.  Logs identify
@@ -33,7 +35,6 @@ clients only by the short hash of their token, never by address.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import ipaddress
@@ -46,7 +47,6 @@ import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -57,16 +57,21 @@ import trio
 
 from probe._version import __version__
 from probe.config import MeasureConfig, is_loopback
-from probe.errors import ConfigError, TargetError
+from probe.errors import ConfigError
 from probe.geo import GeoResolver, open_geo
 from probe.helper.auth import RateLimiter, TokenSet, parse_tokens
+from probe.helper.wire import MAX_MESSAGE_CHARS
+from probe.helper.wire import encode_value as encode_value
+from probe.helper.wire import parse_measure_request as parse_measure_request
+from probe.helper.wire import record_line as record_line
+from probe.helper.wire import summary_line as summary_line
 from probe.ids import new_run_id
 from probe.measure import Context, measure_target
 from probe.records import Measurement
 from probe.schema import SCHEMA_VERSION
 from probe.steps import dns as dns_step
 from probe.steps import http as http_step
-from probe.targets import Target, targets_from_urls
+from probe.targets import Target
 
 log = logging.getLogger("probe.helper")
 
@@ -76,7 +81,6 @@ HEALTH_PATH = b"/v1/health"
 NDJSON = "application/x-ndjson"
 RECV_BYTES = 16 * 1024
 MAX_TOKEN_FILE_BYTES = 1 << 20
-MAX_MESSAGE_CHARS = 2000
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1 << 20
 
@@ -187,50 +191,7 @@ def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 # --------------------------------------------------------------------------------------------
-# Wire format (pure)
-
-
-def encode_value(v: Any) -> Any:
-    """JSON-safe form of one column value: bytes → base64, datetime → ISO-8601, tuple → list."""
-    if isinstance(v, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(v)).decode("ascii")
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, tuple | list):
-        return [encode_value(x) for x in v]
-    return v
-
-
-def record_line(m: Measurement) -> bytes:
-    """One JSON line (with its newline) for a measurement."""
-    row = {k: encode_value(v) for k, v in m.as_row().items()}
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-def summary_line(summary: Mapping[str, Any]) -> bytes:
-    """The last line of a measure response: ``{"summary": {...}}``."""
-    return json.dumps({"summary": dict(summary)}, separators=(",", ":")).encode() + b"\n"
-
-
-def parse_measure_request(body: bytes, max_urls: int) -> tuple[int, str, str] | list[Target]:
-    """Pure: the targets of a request body, or ``(status, code, message)`` to answer."""
-    try:
-        obj = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return 400, "bad_json", 'the body must be JSON: {"urls": ["https://...", ...]}'
-    if not isinstance(obj, dict) or not isinstance(obj.get("urls"), list):
-        return 400, "bad_request", 'expected a JSON object {"urls": [...]}'
-    urls = obj["urls"]
-    if not urls:
-        return 400, "no_urls", "the URL list is empty"
-    if len(urls) > max_urls:
-        return 413, "too_many_urls", f"at most {max_urls} URLs per request (got {len(urls)})"
-    if not all(isinstance(u, str) for u in urls):
-        return 400, "bad_urls", "every URL must be a string"
-    try:
-        return targets_from_urls(urls)
-    except TargetError as exc:
-        return 400, "bad_urls", str(exc)[:MAX_MESSAGE_CHARS]
+# Target policy (pure)
 
 
 def refusal_reason(
