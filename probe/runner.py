@@ -210,7 +210,12 @@ async def run_measurements(
     doh_client = None
     if control is not None and control.doh_url:
         verify: str | bool = str(cfg.ca_bundle) if cfg.ca_bundle else True
-        doh_client = httpx.AsyncClient(trust_env=False, verify=verify)
+        doh_client = httpx.AsyncClient(
+            trust_env=False,
+            transport=httpx.AsyncHTTPTransport(
+                verify=verify, local_address=cfg.vantage.source_address
+            ),
+        )
     ctx = Context(
         cfg=cfg,
         run_id=manifest.run_id,

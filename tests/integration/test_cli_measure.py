@@ -208,3 +208,28 @@ def test_trace_without_privileges_says_how_to_grant_them(demo_world_proc, tmp_pa
     p = run(["measure", w["urls"][0], "--out", str(tmp_path / "o"), "-q", "--trace", "all",
              *world_flags(w, _vantage(w, "us-1"))], tmp_path)  # fmt: skip
     assert p.returncode == 0 and "cap_net_raw" in p.stderr
+
+
+def test_analyze_bad_parquet_and_campaign_toml_are_one_line_errors(tmp_path):
+    ds_dir = tmp_path / "ds" / "measurements" / "campaign=c" / "probe_cc=DE" / "date=2026-01-01"
+    ds_dir.mkdir(parents=True)
+    bad = ds_dir / "part-x-00000.parquet"
+    bad.write_bytes(b"PAR1" + b"\x00" * 100)  # truncated
+    p = run(["analyze", str(tmp_path / "ds"), "--out", str(tmp_path / "a")], tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "part-x-00000.parquet" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    toml = tmp_path / "c.toml"
+    toml.write_text('name = "x"\ntargets = ["t.csv"]\n[schedule]\ninterval = "soon"\n')
+    p = run(["campaign", "status", str(toml)], tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "c.toml:" in p.stderr
+
+
+def test_fingerprints_check_names_the_matching_signature(tmp_path):
+    from probe.lab.pages import cloudflare_1009
+
+    page = tmp_path / "page.html"
+    page.write_bytes(cloudflare_1009("shop.test", "IR", "abc-FRA").body)
+    p = run(["fingerprints", "check", str(page), "--status", "403"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "geoblock" in p.stdout and "IR" in p.stdout

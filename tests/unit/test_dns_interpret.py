@@ -88,3 +88,43 @@ def test_doh_resolver_spec():
     s = ResolverSpec.parse("https://127.0.0.1:8443/dns-query")
     assert s.doh_url and s.label == "https://127.0.0.1:8443/dns-query"
     assert ResolverSpec.parse("127.0.0.1:5353").label == "127.0.0.1:5353"
+
+
+async def test_doh_lookup_through_a_mock_transport():
+    import httpx
+
+    from probe.steps.dns import lookup
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = dns.message.from_wire(request.content)
+        seen.append((request.headers["content-type"], q.question[0].rdtype))
+        r = dns.message.make_response(q)
+        if q.question[0].rdtype == dns.rdatatype.A:
+            r.answer.append(
+                dns.rrset.from_text_list(q.question[0].name, 60, "IN", "A", ["192.0.2.9"])
+            )
+        return httpx.Response(200, content=r.to_wire(),
+                              headers={"content-type": "application/dns-message"})  # fmt: skip
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        spec = ResolverSpec.parse("https://doh.test/dns-query")
+        r = await lookup("site.test", spec, timeout=2, doh_client=client)
+    assert r.failure is None and r.answers == ("192.0.2.9",)
+    assert r.resolver == "https://doh.test/dns-query"
+    assert sorted(t for _, t in seen) == [dns.rdatatype.A, dns.rdatatype.AAAA]
+    assert all(ct == "application/dns-message" for ct, _ in seen)
+
+
+async def test_doh_error_status_is_a_dns_failure():
+    import httpx
+
+    from probe.steps.dns import lookup
+
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda req: httpx.Response(503))
+    ) as client:
+        r = await lookup("site.test", ResolverSpec.parse("https://doh.test/q"), timeout=2,
+                         doh_client=client)  # fmt: skip
+    assert r.failure == "dns_server_misbehaving"
