@@ -233,3 +233,19 @@ def test_fingerprints_check_names_the_matching_signature(tmp_path):
     p = run(["fingerprints", "check", str(page), "--status", "403"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert "geoblock" in p.stdout and "IR" in p.stdout
+
+
+def test_demo_then_report_in_french_from_the_command_line(tmp_path):
+    p = run(["demo", "--out", str(tmp_path / "d"), "-q"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "Evidence per country pair" in p.stderr and "report:" in p.stderr
+    for f in ("report.html", "report.docx", "report.xlsx", "report.md"):
+        assert (tmp_path / "d" / "report" / f).is_file()
+    p = run(["report", str(tmp_path / "d" / "analysis"), "--out", str(tmp_path / "fr"),
+             "--format", "md,csv", "--lang", "fr", "--title", "Annexe"], tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    md = (tmp_path / "fr" / "report.md").read_text()
+    assert "Annexe" in md and "Tableau 1" in md
+    p = run(["report", str(tmp_path / "d" / "analysis"), "--out", str(tmp_path / "x"),
+             "--lang", "de"], tmp_path)  # fmt: skip
+    assert p.returncode == 2 and "--lang" in p.stderr
