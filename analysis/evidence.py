@@ -517,7 +517,8 @@ def _denied_measurements(verdicts: pd.DataFrame, denied_targets: pd.DataFrame) -
     t_url = pd.Index([str(u) for u in url_names]).get_indexer(denied_targets["url"].astype(str))
     wanted = t_url.astype(np.int64) * ncc + t_cc
     idx = idx[np.isin(row_key, wanted[(t_cc >= 0) & (t_url >= 0)])]
-    sub = v.iloc[idx]
+    # only the columns used below (taking every column of the verdicts costs seconds)
+    sub = v[[c for c in ("vantage_id", "probe_asn", "started_at") if c in v]].iloc[idx]
     return pd.DataFrame(
         {
             "_aff": [str(cc_names[c]) for c in cc_codes[idx].tolist()],
@@ -555,13 +556,19 @@ def _json_lists(values: list[Any] | pa.Array) -> pa.Array:
                  for v in values]  # fmt: skip
         arr = pa.array(lists, pa.list_(pa.string()))
     flat = arr.flatten()
-    if len(flat) and pc.any(pc.match_substring_regex(flat, r"[\x00-\x1f\x7f]")).as_py():
+    # few distinct values (country codes) are checked and escaped once each
+    sample = flat.slice(0, 4096)
+    few = len(flat) > 0 and 4 * len(pc.unique(sample)) <= len(sample)
+    enc = pc.dictionary_encode(flat) if few else None
+    distinct = enc.dictionary if enc is not None and 2 * len(enc.dictionary) <= len(flat) else flat
+    if len(distinct) and pc.any(pc.match_substring_regex(distinct, r"[\x00-\x1f\x7f]")).as_py():
         return pa.array(
             [None if x is None else json.dumps(x, ensure_ascii=False) for x in arr.to_pylist()],
             pa.string(),
         )
-    flat = pc.replace_substring(flat, "\\", "\\\\")
-    flat = pc.replace_substring(flat, '"', '\\"')
+    escaped = pc.replace_substring(distinct, "\\", "\\\\")
+    escaped = pc.replace_substring(escaped, '"', '\\"')
+    flat = escaped.take(enc.indices) if enc is not None and distinct is not flat else escaped
     offsets = arr.offsets
     if len(offsets) and offsets[0].as_py():
         offsets = pc.subtract(offsets, offsets[0])
@@ -581,6 +588,37 @@ def _text_column(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.fill_null(risky, False), fixed, values)
 
 
+def _string_cells(s: pd.Series) -> pa.Array | None:
+    """The cells of a column of strings and missing values as an Arrow string array, without
+    a Python object per cell; ``None`` when the column holds anything else (the generic path
+    then decides: lists, dicts, ``pd.NA`` and other objects are written as before)."""
+    dtype = s.dtype
+    if (
+        isinstance(dtype, pd.StringDtype)
+        and dtype.storage == "pyarrow"
+        and dtype.na_value is not pd.NA  # a missing "string[pyarrow]" cell is written "<NA>"
+    ):
+        arr = s.array._pa_array.combine_chunks()
+    elif isinstance(dtype, pd.CategoricalDtype):
+        if not all(type(x) is str for x in dtype.categories):
+            return None
+        arr = pa.array(s.array).cast(pa.string())
+    elif pd.api.types.is_object_dtype(dtype):
+        values = s.to_numpy()
+        try:
+            arr = pa.array(values, from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError):
+            return None
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            return None
+        # only str, None and NaN (pd.NA is written as "<NA>", str subclasses as str(x))
+        if not set(map(type, values)) <= {str, type(None), float}:
+            return None
+    else:
+        return None
+    return arr.cast(pa.string())
+
+
 def csv_table(df: pd.DataFrame) -> pa.Table:
     """``df`` as an Arrow table of CSV cells: lists as JSON, timestamps ISO 8601 (UTC),
     formula-looking text neutralised."""
@@ -595,6 +633,8 @@ def csv_table(df: pd.DataFrame) -> pa.Table:
             cols[name] = _text_column(_json_lists(s.array._pa_array.combine_chunks()))
         elif pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
             cols[name] = pa.array(s)
+        elif (fast := _string_cells(s)) is not None:
+            cols[name] = _text_column(fast)
         else:
             objs = s.astype(object).tolist()
             if any(isinstance(x, list | tuple | np.ndarray) for x in objs):

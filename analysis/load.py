@@ -762,7 +762,7 @@ def _in_threads(
         nxt = 0
         try:
             while nxt < len(args) or pending:
-                while nxt < len(args) and len(pending) < 2 * threads:
+                while nxt < len(args) and len(pending) < 8 * threads:
                     pending.append((nxt, pool.submit(func, *args[nxt])))
                     nxt += 1
                 i, fut = pending.pop(0)

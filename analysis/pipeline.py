@@ -402,6 +402,7 @@ def _analyze(
         paths["targets.parquet"], paths["targets.csv"] = _write_targets_pairs(
             targets_df, out, "targets"
         )
+        summary = frame_summary(frame)  # while verdicts.parquet is still being written
     finally:
         if progress is not None:
             progress("wait-verdicts", 0, 1)
@@ -423,7 +424,32 @@ def _analyze(
         fingerprints=fingerprints,
         command=command,
         progress=progress,
+        summary=summary,
     )
+
+
+def frame_summary(frame: pd.DataFrame) -> dict[str, Any]:
+    """What ``analysis.json`` reports of the verdicts themselves: the counts by status,
+    mechanism, confidence and rule, the period and the vantages."""
+    st = frame["status"]
+    denied = (st == "denied").to_numpy(bool)
+    t = frame["started_at"]
+    return {
+        "counts": {
+            "measurements": len(frame),
+            "control_records": int(frame["is_control"].sum()),
+            "status": _cat_counts(st),
+            "mechanism": _cat_counts(frame["mechanism"]),
+            "mechanism_denied": _cat_counts(frame["mechanism"], denied),
+            "confidence": _cat_counts(frame["confidence"], denied),
+            "rule": _cat_counts(frame["rule_id"]),
+        },
+        "period": {
+            "first": _iso(t.min()) if len(t) else None,
+            "last": _iso(t.max()) if len(t) else None,
+        },
+        "vantages": _vantages(frame),
+    }
 
 
 @dataclass
@@ -452,8 +478,13 @@ def finish(
     command: list[str] | None,
     progress: Progress | None,
     engine: str = "pandas",
+    summary: dict[str, Any] | None = None,
 ) -> AnalysisResult:
-    """The routes table, counts and ``analysis.json`` (shared by every engine)."""
+    """The routes table, counts and ``analysis.json`` (shared by every engine).
+
+    ``summary`` is :func:`frame_summary` of ``frame`` when the caller computed it already
+    (the pandas engine does, while ``verdicts.parquet`` is still being written).
+    """
     if hops_df is not None:
         from analysis.routes import routes_table
 
@@ -461,16 +492,10 @@ def finish(
             routes_table(hops_df), out, "routes"
         )
 
-    st = frame["status"]
-    denied = (st == "denied").to_numpy(bool)
+    if summary is None:
+        summary = frame_summary(frame)
     counts: dict[str, Any] = {
-        "measurements": len(frame),
-        "control_records": int(frame["is_control"].sum()),
-        "status": _cat_counts(st),
-        "mechanism": _cat_counts(frame["mechanism"]),
-        "mechanism_denied": _cat_counts(frame["mechanism"], denied),
-        "confidence": _cat_counts(frame["confidence"], denied),
-        "rule": _cat_counts(frame["rule_id"]),
+        **summary["counts"],
         "targets": {str(k): int(n) for k, n in targets_df["status"].value_counts().items()},
         "pairs": len(pairs_df),
         "files": len(files),
@@ -478,7 +503,6 @@ def finish(
         "hops": 0 if hops_df is None else len(hops_df),
         "localised": n_localised,
     }
-    t = frame["started_at"]
     meta: dict[str, Any] = {
         "tool": "res64-probe analyze",
         "software_version": __version__,
@@ -490,11 +514,8 @@ def finish(
         "inputs": [f.report() for f in files],
         "remote_inputs": remote_origin,
         "skipped": skipped,
-        "period": {
-            "first": _iso(t.min()) if len(t) else None,
-            "last": _iso(t.max()) if len(t) else None,
-        },
-        "vantages": _vantages(frame),
+        "period": summary["period"],
+        "vantages": summary["vantages"],
         "counts": counts,
         "outputs": {
             name: {"size": p.stat().st_size, "sha256": _sha256(p)} for name, p in paths.items()
