@@ -568,13 +568,13 @@ class _DictMerger:
         self.values = encoded.chunk(0).dictionary
         target = self.arrays.arrays[self.name] if self.arrays is not None else None
         for k, (start, idx, _) in enumerate(self.pending, start=len(head)):
+            # merged codes of the chunk's dictionary, then -1: a null (-1) index picks that
             local = encoded.chunk(k).indices.to_numpy(zero_copy_only=False)
-            codes = local.astype(np.int32)[np.maximum(idx, 0)]
-            codes[idx < 0] = -1
-            if target is not None:
-                target[start : start + len(idx)] = codes
-            else:
-                self.parts[start] = codes
+            lookup = np.empty(len(local) + 1, np.int32)
+            lookup[:-1] = local
+            lookup[-1] = -1
+            out = target[start : start + len(idx)] if target is not None else self.parts[start]
+            np.take(lookup, idx, out=out, mode="wrap")  # indices are in [-1, len(local))
         self.pending = []
         self.pending_bytes = 0
         self.pending_rows = 0
