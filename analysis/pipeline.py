@@ -93,24 +93,27 @@ VERDICT_COLUMNS: tuple[str, ...] = (
 
 
 class _Background:
-    """Runs ``func(*args)`` in a thread; :meth:`result` joins and re-raises its error."""
+    """Runs ``func(*args)`` in a thread; :meth:`result` joins, re-raises its error or
+    returns its value."""
 
-    def __init__(self, func: Callable[..., object], *args: object) -> None:
+    def __init__(self, func: Callable[..., Any], *args: object) -> None:
         self.error: BaseException | None = None
+        self.value: Any = None
 
         def run() -> None:
             try:
-                func(*args)
+                self.value = func(*args)
             except BaseException as exc:  # re-raised in the caller's thread
                 self.error = exc
 
         self.thread = threading.Thread(target=run, name="res64-write", daemon=True)
         self.thread.start()
 
-    def result(self) -> None:
+    def result(self) -> Any:
         self.thread.join()
         if self.error is not None:
             raise self.error
+        return self.value
 
 
 @dataclass
@@ -139,8 +142,10 @@ def memory_tuning(enabled: bool = True) -> Iterator[None]:
     temporary array is zeroed again by the kernel — on virtual machines that is a large part
     of the run time.  Inside this context glibc serves large blocks from its heap and keeps
     what is freed (``M_MMAP_MAX=0``, high ``M_TRIM_THRESHOLD``) and numpy does not advise
-    huge pages; on exit the defaults come back and the heap is trimmed.  Elsewhere than on
-    glibc, or when numpy lacks the switch, this does nothing.
+    huge pages; on exit the defaults come back and the heap is trimmed.  Arrow allocates
+    from the same tuned heap meanwhile (its system pool instead of mimalloc, which hands
+    memory back to the kernel and takes it again).  Elsewhere than on glibc, or when numpy
+    lacks the switch, this does nothing.
     """
     if not enabled:
         yield
@@ -154,16 +159,21 @@ def memory_tuning(enabled: bool = True) -> Iterator[None]:
             libc = None
     hugepage = getattr(_np_multiarray, "_set_madvise_hugepage", None)
     previous_huge = None
+    previous_pool = None
     try:
         if libc is not None:
             libc.mallopt(_M_MMAP_MAX, 0)
             libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+            previous_pool = pa.default_memory_pool()
+            pa.set_memory_pool(pa.system_memory_pool())
         if hugepage is not None:
             previous_huge = hugepage(False)
         yield
     finally:
         if hugepage is not None and previous_huge is not None:
             hugepage(previous_huge)
+        if previous_pool is not None:
+            pa.set_memory_pool(previous_pool)
         if libc is not None:
             libc.mallopt(_M_MMAP_MAX, 65536)
             libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
@@ -221,6 +231,20 @@ def _sha256(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of an output file, as ``analysis.json`` lists them."""
+    return {"size": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _write_digested(
+    paths: Sequence[Path], write: Callable[..., Any], *args: Any
+) -> dict[Path, dict[str, Any]]:
+    """``write(*args)``, then the digests of ``paths`` (run in a writer thread, so that each
+    output is hashed while it is still in the page cache and off the main thread)."""
+    write(*args)
+    return {p: _digest(p) for p in paths}
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -374,7 +398,12 @@ def _analyze(
     inputs, remote_origin = localise_inputs([str(i) for i in inputs])
     hops_df = read_hops(inputs)
     ds = read_dataset(
-        inputs, skip_bad=skip_bad, threads=threads, progress=progress, defer_hash=True
+        inputs,
+        skip_bad=skip_bad,
+        threads=threads,
+        progress=progress,
+        defer_hash=True,
+        defer_pass=True,
     )
     if fingerprints is None:
         from analysis.fingerprints import load_fingerprints
@@ -399,27 +428,52 @@ def _analyze(
     except OSError as exc:
         raise StoreError(f"{out}: cannot create ({exc.strerror or exc})") from None
     paths: dict[str, Path] = {"verdicts.parquet": out / "verdicts.parquet"}
-    # the big file is written in the background while the evidence tables are computed
+    for name in ("targets.parquet", "targets.csv", "pairs.parquet", "pairs.csv"):
+        paths[name] = out / name
+    # The big file is written (and hashed) in the background while the evidence tables are
+    # computed; the targets files too, once the table exists, while the pairs are.
     keep = [c for c in VERDICT_COLUMNS if c in frame.columns]
-    writer = _Background(_write_parquet, frame[keep], paths["verdicts.parquet"], "verdicts")
+    writers = [
+        _Background(
+            _write_digested,
+            [paths["verdicts.parquet"]],
+            _write_parquet,
+            frame[keep],
+            paths["verdicts.parquet"],
+            "verdicts",
+        )
+    ]
     try:
         if progress is not None:
             progress("targets", 0, 1)
         targets_df = evidence.targets(frame, v.controls)
+        writers.append(
+            _Background(
+                _write_digested,
+                [paths["targets.parquet"], paths["targets.csv"]],
+                _write_targets_pairs,
+                targets_df,
+                out,
+                "targets",
+            )
+        )
         if progress is not None:
             progress("pairs", 0, 1)
         pairs_df = evidence.pairs(targets_df, frame)
         if progress is not None:
             progress("write", 0, 1)
-        paths["targets.parquet"], paths["targets.csv"] = _write_targets_pairs(
-            targets_df, out, "targets"
-        )
-        summary = frame_summary(frame)  # while verdicts.parquet is still being written
-    finally:
-        if progress is not None:
-            progress("wait-verdicts", 0, 1)
-        writer.result()
-    paths["pairs.parquet"], paths["pairs.csv"] = _write_targets_pairs(pairs_df, out, "pairs")
+        _write_targets_pairs(pairs_df, out, "pairs")
+        summary = frame_summary(frame)  # while the other files are still being written
+    except BaseException:
+        for w in writers:  # no thread outlives the call; the main thread's error is raised
+            with contextlib.suppress(BaseException):
+                w.result()
+        raise
+    if progress is not None:
+        progress("wait-verdicts", 0, 1)
+    digests: dict[Path, dict[str, Any]] = {}
+    for w in writers:
+        digests.update(w.result())
     n_localised = 0 if localisations is None else len(localisations)
     return finish(
         out,
@@ -437,6 +491,7 @@ def _analyze(
         command=command,
         progress=progress,
         summary=summary,
+        digests=digests,
     )
 
 
@@ -491,11 +546,13 @@ def finish(
     progress: Progress | None,
     engine: str = "pandas",
     summary: dict[str, Any] | None = None,
+    digests: dict[Path, dict[str, Any]] | None = None,
 ) -> AnalysisResult:
     """The routes table, counts and ``analysis.json`` (shared by every engine).
 
     ``summary`` is :func:`frame_summary` of ``frame`` when the caller computed it already
-    (the pandas engine does, while ``verdicts.parquet`` is still being written).
+    (the pandas engine does, while ``verdicts.parquet`` is still being written);
+    ``digests`` the size and SHA-256 of outputs already hashed by their writers.
     """
     if hops_df is not None:
         from analysis.routes import routes_table
@@ -529,9 +586,7 @@ def finish(
         "period": summary["period"],
         "vantages": summary["vantages"],
         "counts": counts,
-        "outputs": {
-            name: {"size": p.stat().st_size, "sha256": _sha256(p)} for name, p in paths.items()
-        },
+        "outputs": {name: (digests or {}).get(p) or _digest(p) for name, p in paths.items()},
         "rules": rules.rule_table(),
     }
     if engine != "pandas":

@@ -618,7 +618,7 @@ def _nullable_bool(values: np.ndarray) -> pd.arrays.BooleanArray:
 
 
 def _frame(cols: Columns, **v: Any) -> pd.DataFrame:
-    cats = cols.cats
+    cats = cols.complete().cats  # the pass-through columns may still be being read
     n = cols.n
 
     def cat_col(name: str) -> pd.Categorical:

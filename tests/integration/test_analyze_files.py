@@ -13,13 +13,16 @@ import csv
 import hashlib
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from analysis.load import _Deferred, read_dataset
 from analysis.pipeline import OUTPUTS, analyze
 from analysis.rules import RULES_VERSION
 from probe._version import __version__
@@ -296,3 +299,47 @@ def test_hidden_and_temporary_files_are_ignored(dataset, tmp_path):
     (files[0].parent / "part-y.parquet.tmp").write_bytes(b"partial")
     res = analyze([root], tmp_path / "a")
     assert res.counts["files"] == len(files)
+
+
+def _columns_equal(a, b) -> None:
+    """Two :class:`analysis.load.Columns` hold the same values (codes may differ)."""
+    assert a.n == b.n
+    assert a.measurement_id.to_pylist() == b.measurement_id.to_pylist()
+    for name in ("started_at", "is_control", "probe_asn", "server_asn", "http_status",
+                 "tls_cert_valid", "http_verified", "dns_offsets"):  # fmt: skip
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert sorted(a.cats) == sorted(b.cats)
+    for name in a.cats:
+        assert a.cats[name].decode() == b.cats[name].decode(), name
+    assert a.dns_answers.decode() == b.dns_answers.decode()
+
+
+def test_deferred_pass_reads_the_same_columns(dataset):
+    """The pass-through columns read in the background equal those of a single pass."""
+    root, _files = dataset
+    one = read_dataset([root])
+    two = read_dataset([root], defer_pass=True)
+    assert two.columns.pending is not None
+    assert "vantage_id" not in two.columns.cats  # not joined in yet
+    _columns_equal(one.columns, two.columns.complete())
+    assert two.columns.pending is None
+    assert two.columns.cats["vantage_id"].decode()[0] in {"vant-us", "vant-de", "vant-ir"}
+
+
+def test_deferred_pass_notices_a_changed_file(dataset):
+    """A file that changed after the first pass is an error naming it, not mixed rows."""
+    root, files = dataset
+    ds = read_dataset([root])
+    stale = replace(ds.files[1], mtime_ns=ds.files[1].mtime_ns - 1)
+    reader = _Deferred([ds.files[0], stale], ds.files[0].rows + stale.rows)
+    reader.start()
+    with pytest.raises(DatasetError, match=f"{files[1].name}: the file changed"):
+        reader()
+    # the same through Columns.complete(), for a file rewritten with other rows
+    cols = read_dataset([root], defer_pass=True)
+    cols.columns.pending.join()
+    assert cols.columns.complete().n == sum(f.rows for f in cols.files)
+    shorter = _Deferred([replace(ds.files[0], rows=ds.files[0].rows + 1)], 1)
+    shorter.start()
+    with pytest.raises(DatasetError, match="the file changed"):
+        shorter()
