@@ -214,10 +214,20 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
     n_meas = np.bincount(tid, minlength=nt)
     n_st = {s: count(status == R.STATUSES.index(s)) for s in R.STATUSES}
     n_conf = {c: count(conf == R.CONFIDENCES.index(c)) for c in R.CONFIDENCES}
-    first = np.full(nt, np.iinfo(np.int64).max)
-    last = np.full(nt, np.iinfo(np.int64).min)
-    np.minimum.at(first, tid, t)
-    np.maximum.at(last, tid, t)
+    # rows grouped by target (then denied, other, accessible; then row order): every target
+    # has rows, so the groups are the targets 0 .. nt-1 in order
+    prio = np.where(
+        status == R.STATUSES.index("denied"),
+        0,
+        np.where(status == R.STATUSES.index("accessible"), 2, 1),
+    ).astype(np.int64)
+    order = _group_order(tid.astype(np.int64) * 3 + prio)
+    del prio
+    head = np.flatnonzero(np.r_[True, np.diff(tid[order]) != 0])
+    t_sorted = t[order]
+    first = np.minimum.reduceat(t_sorted, head)
+    last = np.maximum.reduceat(t_sorted, head)
+    del t_sorted
 
     t_status = np.full(nt, R.STATUSES.index("inconclusive"), np.int64)
     strong = (n_conf["confirmed"] + n_conf["likely"]) > 0
@@ -281,7 +291,8 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
         n_ctrl, ctrl_ccs = controls.target_controls(rows[need], tid[need], nt)
     ctrl_vocab = _control_vocab(controls, cc_names)
 
-    examples = _examples(v, rows, tid, nt, status)
+    examples = _examples(v, rows, tid, nt, order, head)
+    del order, head
     cat_codes, cat_names = _factor(v["category_code"]) if "category_code" in v else (None, [])
     t_cat = _target_mode(tid, cat_codes[rows], nt) if cat_codes is not None else np.full(nt, -1)
     op_codes, op_names = _factor(v["operator_cc"]) if "operator_cc" in v else (None, [])
@@ -395,18 +406,18 @@ def _list_column(
 
 
 def _examples(
-    v: pd.DataFrame, rows: np.ndarray, tid: np.ndarray, nt: int, status: np.ndarray
+    v: pd.DataFrame,
+    rows: np.ndarray,
+    tid: np.ndarray,
+    nt: int,
+    order: np.ndarray,
+    head: np.ndarray,
 ) -> pd.arrays.ArrowExtensionArray:
-    """Up to :data:`EXAMPLES` measurement ids per target: denied first, then failures."""
-    prio = np.where(
-        status == R.STATUSES.index("denied"),
-        0,
-        np.where(status == R.STATUSES.index("accessible"), 2, 1),
-    ).astype(np.int64)
-    order = _group_order(tid.astype(np.int64) * 3 + prio)
-    st = tid[order]
-    head = np.flatnonzero(np.r_[True, st[1:] != st[:-1]])
-    rank = np.arange(len(st)) - np.repeat(head, np.diff(np.r_[head, len(st)]))
+    """Up to :data:`EXAMPLES` measurement ids per target: denied first, then failures.
+
+    ``order`` groups the rows by target, denied first, then failures, then accessible ones,
+    each in row order; ``head`` is where each target's group starts."""
+    rank = np.arange(len(order)) - np.repeat(head, np.diff(np.r_[head, len(order)]))
     pick = order[rank < EXAMPLES]  # grouped by target, targets in increasing order
     offsets = np.zeros(nt + 1, np.int32)
     np.cumsum(np.bincount(tid[pick], minlength=nt), out=offsets[1:])

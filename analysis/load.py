@@ -239,10 +239,13 @@ class _Hasher(threading.Thread):
         super().__init__(name="res64-sha256", daemon=True)
         self.paths = list(paths)
         self.results: dict[Path, tuple[str, int, int] | DatasetError] = {}
+        self.cancelled = threading.Event()
 
     def run(self) -> None:
         buf = bytearray(4 << 20)
         for p in self.paths:
+            if self.cancelled.is_set():
+                return
             try:
                 st = p.stat()
                 self.results[p] = (sha256_file(p, buf), st.st_size, st.st_mtime_ns)
@@ -508,6 +511,10 @@ def read_dataset(
     caller computes; :meth:`Columns.complete` waits for them.
     """
     paths = discover(inputs)
+    # Hashing runs from the start, in the time the decoding threads leave idle (each of them
+    # waits for the interpreter now and then); files found bad are hashed for nothing.
+    hasher = _Hasher(paths)
+    hasher.start()
     skipped: list[dict[str, str]] = []
     total_bytes = sum(p.stat().st_size for p in paths)
     wanted = [c for c in SCAN_COLUMNS if not (defer_pass and c in PASS_COLUMNS)]
@@ -517,6 +524,7 @@ def read_dataset(
     for i, result in _in_threads(scan_file, [(p, wanted) for p in paths], threads):
         if isinstance(result, DatasetError):
             if not skip_bad:
+                hasher.cancelled.set()
                 raise result
             skipped.append({"path": str(paths[i]), "error": str(result)})
         else:
@@ -526,13 +534,12 @@ def read_dataset(
         if progress is not None:
             progress("read", i + 1, len(paths))
     if not files:
+        hasher.cancelled.set()
         raise DatasetError("no readable measurement files in the input")
     deferred = None
     if defer_pass:
         deferred = _Deferred(files, builder.out.n)
         deferred.start()
-    hasher = _Hasher([Path(f.path) for f in files])
-    hasher.start()
     if deferred is None:
         columns = builder.finish()
     else:
