@@ -360,14 +360,28 @@ class _Deferred(threading.Thread):
         try:
             builder = _Builder(self.rows, PASS_COLUMNS)
             for info in self.files:
-                _unchanged(info)
-                scan = scan_file(Path(info.path), PASS_COLUMNS)
-                if scan.file.rows != info.rows:
-                    raise DatasetError(f"{info.path}: the file changed during the analysis")
-                builder.add(scan.piece)
+                builder.add(self._read(info))
             self.parts = builder.parts()
         except BaseException as exc:  # raised in the thread that waits
             self.error = exc
+
+    @staticmethod
+    def _read(info: DatasetFile) -> _Piece:
+        """The pass-through columns of a file checked in the first pass (and unchanged)."""
+        _unchanged(info)
+        path = Path(info.path)
+        try:
+            with pa.OSFile(str(path)) as source:
+                pf = _open(source, path)
+                names = set(pf.schema_arrow.names)
+                table = pf.read(columns=[c for c in PASS_COLUMNS if c in names], use_threads=False)
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read ({_short(exc)})") from None
+        except pa.ArrowException as exc:
+            raise DatasetError(f"{path}: cannot decode ({_short(exc)})") from None
+        if table.num_rows != info.rows:
+            raise DatasetError(f"{path}: the file changed during the analysis")
+        return _piece(table, {}, str(path), PASS_COLUMNS)
 
     def __call__(self) -> dict[str, object]:
         self.join()
