@@ -134,7 +134,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
 
 @contextlib.contextmanager
-def memory_tuning(enabled: bool = True) -> Iterator[None]:
+def memory_tuning(enabled: bool = True, trim: bool = True) -> Iterator[None]:
     """Keep freed memory in the process while the analysis runs (glibc, numpy).
 
     The analysis allocates many short-lived arrays of tens of megabytes.  By default glibc
@@ -142,7 +142,8 @@ def memory_tuning(enabled: bool = True) -> Iterator[None]:
     temporary array is zeroed again by the kernel — on virtual machines that is a large part
     of the run time.  Inside this context glibc serves large blocks from its heap and keeps
     what is freed (``M_MMAP_MAX=0``, high ``M_TRIM_THRESHOLD``) and numpy does not advise
-    huge pages; on exit the defaults come back and the heap is trimmed.  Arrow allocates
+    huge pages; on exit the defaults come back and the heap is trimmed (unless ``trim`` is
+    false: a process about to end leaves that to the kernel).  Arrow allocates
     from the same tuned heap meanwhile (its system pool instead of mimalloc, which hands
     memory back to the kernel and takes it again).  Elsewhere than on glibc, or when numpy
     lacks the switch, this does nothing.
@@ -177,7 +178,8 @@ def memory_tuning(enabled: bool = True) -> Iterator[None]:
         if libc is not None:
             libc.mallopt(_M_MMAP_MAX, 65536)
             libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
-            libc.malloc_trim(0)
+            if trim:
+                libc.malloc_trim(0)
 
 
 def _window_text(window: timedelta) -> str:
@@ -330,6 +332,7 @@ def analyze(
     tune_memory: bool = True,
     engine: str = "pandas",
     scheduler: str | None = None,
+    release_memory: bool = True,
 ) -> AnalysisResult:
     """Analyse the datasets ``inputs`` and write the evidence files into ``out_dir``.
 
@@ -337,7 +340,8 @@ def analyze(
     too new Parquet file raises :class:`probe.errors.DatasetError` naming it; with
     ``skip_bad`` it is skipped and listed in ``analysis.json["skipped"]``.  ``localisations``
     (from the routing analysis) refine unknown loci (:func:`analysis.attribution.attribute`).
-    ``tune_memory`` applies :func:`memory_tuning` for the duration of the call.
+    ``tune_memory`` applies :func:`memory_tuning` for the duration of the call; with
+    ``release_memory=False`` (a command that ends right after) the heap is not trimmed.
     ``engine="dask"`` runs the same analysis on a Dask cluster (``scheduler``
     ``tcp://HOST:PORT``, else two local worker processes): :mod:`analysis.engine_dask`.
     """
@@ -363,7 +367,7 @@ def analyze(
             scheduler=scheduler,
         )
     # -- end of engine dispatch ------------------------------------------------------------
-    with memory_tuning(tune_memory):
+    with memory_tuning(tune_memory, trim=release_memory):
         return _analyze(
             inputs,
             out_dir,
@@ -697,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
             command=["python", "-m", "analysis.pipeline", *(argv or sys.argv[1:])],
             threads=args.threads,
             progress=progress,
+            release_memory=False,  # the process ends here
         )
     except ProbeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -425,6 +425,7 @@ def analyze(
         command=sys.argv[:],
         engine=engine,
         scheduler=scheduler,
+        release_memory=False,  # the command ends here
     )
     console = Console()
     if not quiet:
