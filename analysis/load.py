@@ -291,6 +291,48 @@ class _FileScan:
     piece: _Piece
 
 
+class _SchemaChecks:
+    """The :data:`SCAN_COLUMNS` a file holds, checked once per distinct file schema.
+
+    A dataset's files nearly all share one schema; checking each file's Arrow schema again
+    costs more than reading its smallest columns.  The key is the file's Parquet schema and
+    its stored Arrow schema (``ARROW:schema``), from which the Arrow types derive.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self.known: list[tuple[pq.ParquetSchema, bytes | None, list[str]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, path: Path, pf: pq.ParquetFile) -> list[str]:
+        md = pf.metadata
+        blob = (md.metadata or {}).get(b"ARROW:schema")
+        pschema = md.schema
+        with self.lock:
+            known = list(self.known)
+        for schema, stored, present in known:
+            if stored == blob and schema.equals(pschema):
+                return present
+        present = self._check(path, pf.schema_arrow)
+        with self.lock:
+            self.known = [(pschema, blob, present), *self.known][: self.size]
+        return present
+
+    @staticmethod
+    def _check(path: Path, schema: pa.Schema) -> list[str]:
+        present = [c for c in SCAN_COLUMNS if c in schema.names]
+        for name in REQUIRED_COLUMNS:
+            if name not in present:
+                raise DatasetError(f"{path}: required column {name!r} is missing")
+        for name in present:
+            if not _compatible(name, schema.field(name).type):
+                raise DatasetError(f"{path}: column {name!r} has type {schema.field(name).type}")
+        return present
+
+
+_checked_columns = _SchemaChecks()
+
+
 def scan_file(path: Path, columns: Collection[str] = SCAN_COLUMNS) -> _FileScan:
     """Check the file and decode those of ``columns`` it holds (runs in worker threads).
 
@@ -305,14 +347,7 @@ def scan_file(path: Path, columns: Collection[str] = SCAN_COLUMNS) -> _FileScan:
     with source:
         pf = _open(source, path)
         version = _check_metadata(path, pf.metadata)
-        schema = pf.schema_arrow
-        present = [c for c in SCAN_COLUMNS if c in schema.names]
-        for name in REQUIRED_COLUMNS:
-            if name not in present:
-                raise DatasetError(f"{path}: required column {name!r} is missing")
-        for name in present:
-            if not _compatible(name, schema.field(name).type):
-                raise DatasetError(f"{path}: column {name!r} has type {schema.field(name).type}")
+        present = _checked_columns(path, pf)
         try:
             table = pf.read(columns=[c for c in present if c in columns], use_threads=False)
         except (pa.ArrowException, OSError) as exc:

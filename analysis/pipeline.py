@@ -292,6 +292,14 @@ def _write_parquet(frame: pd.DataFrame, path: Path, name: str) -> None:
         and not pa.types.is_string(f.type)
     ]
 
+    # Unique identifiers as their lengths (delta-coded) then their bytes: smaller and
+    # quicker to write than the plain encoding; every Parquet reader reads it.
+    encodings = (
+        {"measurement_id": "DELTA_LENGTH_BYTE_ARRAY"}
+        if "measurement_id" in table.column_names and "measurement_id" not in dict_cols
+        else None
+    )
+
     def write(tmp: Path) -> None:
         pq.write_table(
             table,
@@ -300,15 +308,20 @@ def _write_parquet(frame: pd.DataFrame, path: Path, name: str) -> None:
             compression_level=1,
             use_dictionary=dict_cols or False,
             write_statistics=stats_cols or False,
+            column_encoding=encodings,
         )
 
     _atomic(path, write)
 
 
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    _atomic(path, lambda tmp: evidence.write_csv(df, tmp))
+
+
 def _write_targets_pairs(df: pd.DataFrame, out: Path, stem: str) -> tuple[Path, Path]:
     pq_path, csv_path = out / f"{stem}.parquet", out / f"{stem}.csv"
     _write_parquet(df, pq_path, stem)
-    _atomic(csv_path, lambda tmp: evidence.write_csv(df, tmp))
+    _write_csv(df, csv_path)
     return pq_path, csv_path
 
 
@@ -451,16 +464,13 @@ def _analyze(
         if progress is not None:
             progress("targets", 0, 1)
         targets_df = evidence.targets(frame, v.controls)
+        # its two files in two threads: the verdicts writer is the only one still busy
+        # by the time the pairs are done, so one thread would finish alone on one core
+        tpq, tcsv = paths["targets.parquet"], paths["targets.csv"]
         writers.append(
-            _Background(
-                _write_digested,
-                [paths["targets.parquet"], paths["targets.csv"]],
-                _write_targets_pairs,
-                targets_df,
-                out,
-                "targets",
-            )
+            _Background(_write_digested, [tpq], _write_parquet, targets_df, tpq, "targets")
         )
+        writers.append(_Background(_write_digested, [tcsv], _write_csv, targets_df, tcsv))
         if progress is not None:
             progress("pairs", 0, 1)
         pairs_df = evidence.pairs(targets_df, frame)
