@@ -538,9 +538,9 @@ def _denied_measurements(verdicts: pd.DataFrame, denied_targets: pd.DataFrame) -
             if "vantage_id" in sub
             else None,
             "_asn": sub["probe_asn"].astype(object).to_numpy() if "probe_asn" in sub else None,
-            "_t": pd.to_datetime(sub["started_at"], utc=True).to_numpy(),
+            "_t": pd.to_datetime(sub["started_at"], utc=True).array,  # no Python objects
         }
-    ).assign(_t=lambda d: pd.to_datetime(d["_t"], utc=True))
+    )
 
 
 # -- output helpers ---------------------------------------------------------------------

@@ -112,6 +112,15 @@ class Dataset:
         """Drop the columns (the largest part) once verdicts are computed."""
         self.columns = None  # type: ignore[assignment]
 
+    def close(self) -> None:
+        """Stop and wait for the background threads (after an error or an interruption)."""
+        pending = getattr(self.columns, "pending", None)
+        if isinstance(pending, _Deferred):
+            pending.cancel()
+        if self.hasher is not None:
+            self.hasher.cancelled.set()
+            self.hasher.join()
+
     def wait_hashes(self) -> list[DatasetFile]:
         """Wait for the background hashing; fill in ``sha256`` of every file.
 
@@ -265,8 +274,14 @@ _DICT_PATHS = (
 
 
 def _open(source: pa.NativeFile, path: Path) -> pq.ParquetFile:
+    """The file opened for reading its string columns as dictionaries.
+
+    ``pre_buffer=False``: each column chunk is read where it is decoded, by the calling
+    thread.  Arrow's default pre-buffering hands the reads to its I/O threads and waits for
+    them, which for local files costs a quarter more CPU than it saves.
+    """
     try:
-        return pq.ParquetFile(source, read_dictionary=_DICT_PATHS)
+        return pq.ParquetFile(source, read_dictionary=_DICT_PATHS, pre_buffer=False)
     except KeyError:
         pass  # a column is missing or the list element is named otherwise: look the paths up
     except (pa.ArrowException, OSError) as exc:
@@ -278,7 +293,7 @@ def _open(source: pa.NativeFile, path: Path) -> pq.ParquetFile:
         wanted = {*CAT_COLUMNS, "dns_answers"}
         paths = [md.schema.column(i).path for i in range(md.num_columns)]
         dict_paths = [p for p in paths if p.split(".", 1)[0] in wanted]
-        return pq.ParquetFile(source, metadata=md, read_dictionary=dict_paths)
+        return pq.ParquetFile(source, metadata=md, read_dictionary=dict_paths, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(
             f"{path}: not a readable Parquet file, truncated or corrupt ({_short(exc)})"
@@ -390,15 +405,25 @@ class _Deferred(threading.Thread):
         self.rows = rows
         self.parts: dict[str, object] = {}
         self.error: BaseException | None = None
+        self.cancelled = threading.Event()
 
     def run(self) -> None:
         try:
             builder = _Builder(self.rows, PASS_COLUMNS)
             for info in self.files:
+                if self.cancelled.is_set():
+                    raise DatasetError("reading cancelled")
                 builder.add(self._read(info))
             self.parts = builder.parts()
         except BaseException as exc:  # raised in the thread that waits
             self.error = exc
+
+    def cancel(self) -> None:
+        """Stop after the file in hand and wait (no thread may outlive the analysis: one
+        still inside Arrow when the interpreter exits would abort the process)."""
+        self.cancelled.set()
+        if self.is_alive():
+            self.join()
 
     @staticmethod
     def _read(info: DatasetFile) -> _Piece:
@@ -468,7 +493,7 @@ class FileFetcher:
         path = Path(info.path)
         _unchanged(info)
         try:
-            pf = pq.ParquetFile(str(path))
+            pf = pq.ParquetFile(str(path), pre_buffer=False)
             md = pf.metadata
             rg_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)])
             rg_start = np.concatenate([[0], np.cumsum(rg_rows)])

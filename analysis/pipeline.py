@@ -422,13 +422,21 @@ def _analyze(
         defer_hash=True,
         defer_pass=True,
     )
-    if fingerprints is None:
-        from analysis.fingerprints import load_fingerprints
+    try:
+        if fingerprints is None:
+            from analysis.fingerprints import load_fingerprints
 
-        fingerprints = load_fingerprints()
-    v: Verdicts = compute_verdicts(
-        ds.columns, fingerprints=fingerprints, fetch=ds.fetcher, window=window, progress=progress
-    )
+            fingerprints = load_fingerprints()
+        v: Verdicts = compute_verdicts(
+            ds.columns,
+            fingerprints=fingerprints,
+            fetch=ds.fetcher,
+            window=window,
+            progress=progress,
+        )
+    except BaseException:
+        ds.close()  # the background readers stop before the error goes up
+        raise
     ds.release()  # the compact columns are no longer needed: free them before the evidence
     files = ds.wait_hashes()  # hashed meanwhile, on the core the verdicts left idle
     if progress is not None:

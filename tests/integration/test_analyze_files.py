@@ -343,3 +343,39 @@ def test_deferred_pass_notices_a_changed_file(dataset):
     shorter.start()
     with pytest.raises(DatasetError, match="the file changed"):
         shorter()
+
+
+def test_an_error_stops_the_background_reader(dataset, tmp_path, monkeypatch):
+    """An analysis that fails leaves no reading thread behind (one still inside Arrow at
+    interpreter exit would abort the process)."""
+    import threading
+
+    import analysis.load as load
+    import analysis.pipeline as pipeline
+
+    root, _files = dataset
+    gate = threading.Event()  # holds the background reader until it is told to stop
+    unchanged, cancel = load._unchanged, load._Deferred.cancel
+
+    def held(info):
+        gate.wait()
+        return unchanged(info)
+
+    def cancelled(self):
+        gate.set()
+        cancel(self)
+
+    def boom(cols, **kwargs):
+        assert cols.pending is not None and cols.pending.is_alive()
+        raise RuntimeError("verdicts failed")
+
+    monkeypatch.setattr(load, "_unchanged", held)
+    monkeypatch.setattr(load._Deferred, "cancel", cancelled)
+    monkeypatch.setattr(pipeline, "compute_verdicts", boom)
+    try:
+        with pytest.raises(RuntimeError, match="verdicts failed"):
+            analyze([root], tmp_path / "a")
+        alive = [t.name for t in threading.enumerate() if t.name == "res64-pass"]
+        assert alive == []
+    finally:
+        gate.set()
