@@ -248,6 +248,32 @@ def test_csv_neutralises_hostile_cells(tmp_path):
     assert csv_frame(df).loc[0, "url"].startswith("'")
 
 
+def test_csv_in_two_halves_is_the_same_text(tmp_path, monkeypatch):
+    """A large table is converted in two halves at once; the bytes do not change, even
+    when a half holds only missing values in a column or lists with control characters."""
+    n = 9
+    df = pd.DataFrame(
+        {
+            "url": [f"https://s{i}.example/" if i % 3 else "=cmd" for i in range(n)],
+            "resp": [None] * 5 + ["IR", None, "CN", None],  # the first half: nothing
+            "ids": [[f"id{i}", "x\ny"] if i % 2 else [] for i in range(n)],
+            "ccs": [["DE", "FR"]] * n,
+            "n": list(range(n)),
+            "when": pd.to_datetime(["2025-01-01T00:00:00Z"] * n, utc=True),
+        }
+    )
+    whole, halves = tmp_path / "whole.csv", tmp_path / "halves.csv"
+    write_csv(df, whole)
+    monkeypatch.setattr(evidence, "CSV_SPLIT_ROWS", 4)
+    sizes: list[int] = []
+    convert = evidence.csv_table
+    monkeypatch.setattr(evidence, "csv_table", lambda d: sizes.append(len(d)) or convert(d))
+    write_csv(df, halves)
+    assert sorted(sizes) == [4, 5]  # two halves, no whole-table fallback
+    assert halves.read_bytes() == whole.read_bytes()
+    assert len(list(csv.DictReader(io.StringIO(halves.read_text())))) == n
+
+
 def test_targets_csv_from_an_analysis(tmp_path):
     hostile = "https://x.example/=cmd"
     ev = run([*controls(hostile), page(meas("IR", hostile, minutes=5), "GEOBLOCK", 403)])
