@@ -305,13 +305,25 @@ class Controls:
 
         ``rows`` are measurements of ordinary vantages and ``target`` their target numbers.
         Returns the number of distinct accessible controls and the sorted country codes
-        they come from, per target.
+        they come from, per target (see :meth:`target_control_sets`).
         """
+        n_ok, offsets, codes = self.target_control_sets(rows, target, n_targets)
+        flat = codes.tolist()
+        bounds = offsets.tolist()
+        return n_ok, [flat[bounds[k] : bounds[k + 1]] for k in range(n_targets)]
+
+    def target_control_sets(
+        self, rows: np.ndarray, target: np.ndarray, n_targets: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`target_controls` as arrays: the counts, then the country codes of all
+        targets one after the other (ascending within each) and their ``n_targets + 1``
+        offsets."""
         n_ok = np.zeros(n_targets, np.int64)
-        ccs: list[list[int]] = [[] for _ in range(n_targets)]
+        offsets = np.zeros(n_targets + 1, np.int64)
+        no_codes = np.zeros(0, np.int64)
         rows = np.asarray(rows, np.int64)
         if not len(rows) or not len(self.acc_u):
-            return n_ok, ccs
+            return n_ok, offsets, no_codes
         # merge the windows of each target into disjoint intervals
         tg = np.asarray(target, np.int64)
         order = np.lexsort((self.t[rows], tg))
@@ -334,7 +346,7 @@ class Controls:
         # countries: OR of per-label bits over each interval's key range, then per target
         nonempty = np.flatnonzero(start < stop)
         if not len(nonempty):
-            return n_ok, ccs
+            return n_ok, offsets, no_codes
         nonempty = nonempty[np.argsort(start[nonempty], kind="stable")]  # bounded gaps
         s, e = start[nonempty], stop[nonempty]
         labels = self.acc_u.labels()
@@ -359,24 +371,12 @@ class Controls:
         order = np.argsort(tg, kind="stable")
         tg, masks = tg[order], masks[order]
         heads = np.flatnonzero(np.r_[True, tg[1:] != tg[:-1]])
-        merged = np.bitwise_or.reduceat(masks, heads, axis=0)
-        cache: dict[tuple[int, ...], list[int]] = {}
-        for tgt, m in zip(tg[heads].tolist(), merged, strict=True):
-            key = tuple(m.tolist())
-            if key not in cache:
-                cache[key] = _bits_to_codes(key)
-            ccs[tgt] = cache[key]
-        return n_ok, ccs
-
-
-def _bits_to_codes(mask: Sequence[int]) -> list[int]:
-    out = []
-    for w, word in enumerate(mask):
-        while word:
-            low = word & -word
-            out.append(64 * w + low.bit_length() - 1)
-            word ^= low
-    return out
+        merged = np.ascontiguousarray(np.bitwise_or.reduceat(masks, heads, axis=0))
+        # bit b of word w is country code 64 * w + b: unpack the little-endian words
+        bits = np.unpackbits(merged.astype("<u8").view(np.uint8), axis=1, bitorder="little")
+        row, codes = np.nonzero(bits)  # by target, then by code
+        np.cumsum(np.bincount(tg[heads][row], minlength=n_targets), out=offsets[1:])
+        return n_ok, offsets, codes.astype(np.int64)
 
 
 # -- DNS --------------------------------------------------------------------------------

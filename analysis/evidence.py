@@ -42,7 +42,6 @@ return gets a leading ``'``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections import Counter
@@ -286,10 +285,10 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
 
     # controls consulted: windows of the measurements that were not accessible
     n_ctrl = np.zeros(nt, np.int64)
-    ctrl_ccs: list[list[int]] = [[] for _ in range(nt)]
+    ctrl_offsets, ctrl_codes = np.zeros(nt + 1, np.int64), np.zeros(0, np.int64)
     if controls is not None:
         need = np.flatnonzero(status != R.STATUSES.index("accessible"))
-        n_ctrl, ctrl_ccs = controls.target_controls(rows[need], tid[need], nt)
+        n_ctrl, ctrl_offsets, ctrl_codes = controls.target_control_sets(rows[need], tid[need], nt)
     ctrl_vocab = _control_vocab(controls, cc_names)
 
     examples = _examples(v, rows, tid, nt, order, head)
@@ -319,7 +318,7 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
             "n_measurements": n_meas,
             "n_denied": n_st["denied"],
             "n_controls_ok": n_ctrl,
-            "control_ccs": _list_column(ctrl_ccs, ctrl_vocab),
+            "control_ccs": _list_column(ctrl_offsets, ctrl_codes, ctrl_vocab),
             "first_seen": pd.to_datetime(first, unit="us", utc=True),
             "last_seen": pd.to_datetime(last, unit="us", utc=True),
             "example_measurement_ids": examples,
@@ -385,25 +384,17 @@ def take_strings(chunked: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
 
 
 def _list_column(
-    codes: list[list[int]], vocab: Sequence[str], sort: bool = True
+    offsets: np.ndarray, codes: np.ndarray, vocab: Sequence[str]
 ) -> pd.arrays.ArrowExtensionArray:
-    """A column of string lists (Arrow-backed) from per-row code lists (sorted by name)."""
-    if sort:
-        rank = {c: r for r, c in enumerate(sorted(range(len(vocab)), key=lambda i: vocab[i]))}
-        cache: dict[tuple[int, ...], list[int]] = {}
-        out = []
-        for c in codes:
-            key = tuple(c)
-            if key not in cache:
-                cache[key] = sorted(key, key=rank.__getitem__)
-            out.append(cache[key])
-        codes = out
-    lengths = np.fromiter((len(c) for c in codes), np.int64, len(codes))
-    offsets = np.zeros(len(codes) + 1, np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter(itertools.chain.from_iterable(codes), np.int64, int(offsets[-1]))
-    values = pa.array(list(vocab), pa.string()).take(pa.array(flat))
-    return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(pa.array(offsets), values))
+    """A column of string lists (Arrow-backed): row ``k`` holds the names of
+    ``codes[offsets[k]:offsets[k + 1]]``, sorted by name."""
+    rank = np.zeros(max(len(vocab), 1), np.int64)
+    rank[sorted(range(len(vocab)), key=lambda i: vocab[i])] = np.arange(len(vocab))
+    row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    order = np.lexsort((rank[codes], row))
+    values = pa.array(list(vocab), pa.string()).take(pa.array(codes[order]))
+    offsets32 = pa.array(np.asarray(offsets, np.int32))
+    return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(offsets32, values))
 
 
 def _examples(
