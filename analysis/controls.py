@@ -313,11 +313,16 @@ class Controls:
         return n_ok, [flat[bounds[k] : bounds[k + 1]] for k in range(n_targets)]
 
     def target_control_sets(
-        self, rows: np.ndarray, target: np.ndarray, n_targets: int
+        self,
+        rows: np.ndarray,
+        target: np.ndarray,
+        n_targets: int,
+        code_order: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`target_controls` as arrays: the counts, then the country codes of all
-        targets one after the other (ascending within each) and their ``n_targets + 1``
-        offsets."""
+        targets one after the other and their ``n_targets + 1`` offsets.  Within a target
+        the codes ascend, or follow ``code_order`` (every country code once, e.g. by
+        name)."""
         n_ok = np.zeros(n_targets, np.int64)
         offsets = np.zeros(n_targets + 1, np.int64)
         no_codes = np.zeros(0, np.int64)
@@ -368,13 +373,18 @@ class Controls:
             own_bit[own_in] = np.left_shift(one, own_rel[own_in].astype(np.uint64))
             masks[:, w] = red & ~own_bit
         tg = i_target[nonempty]
-        order = np.argsort(tg, kind="stable")
-        tg, masks = tg[order], masks[order]
+        by_target = np.argsort(tg, kind="stable")
+        tg, masks = tg[by_target], masks[by_target]
         heads = np.flatnonzero(np.r_[True, tg[1:] != tg[:-1]])
         merged = np.ascontiguousarray(np.bitwise_or.reduceat(masks, heads, axis=0))
         # bit b of word w is country code 64 * w + b: unpack the little-endian words
         bits = np.unpackbits(merged.astype("<u8").view(np.uint8), axis=1, bitorder="little")
-        row, codes = np.nonzero(bits)  # by target, then by code
+        if code_order is not None:
+            code_order = np.asarray(code_order, np.int64)
+            bits = bits[:, code_order]
+        row, codes = np.nonzero(bits)  # by target, then by code (or by ``code_order``)
+        if code_order is not None:
+            codes = code_order[codes]
         np.cumsum(np.bincount(tg[heads][row], minlength=n_targets), out=offsets[1:])
         return n_ok, offsets, codes.astype(np.int64)
 

@@ -286,10 +286,13 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
     # controls consulted: windows of the measurements that were not accessible
     n_ctrl = np.zeros(nt, np.int64)
     ctrl_offsets, ctrl_codes = np.zeros(nt + 1, np.int64), np.zeros(0, np.int64)
+    ctrl_vocab = _control_vocab(controls, cc_names)
     if controls is not None:
         need = np.flatnonzero(status != R.STATUSES.index("accessible"))
-        n_ctrl, ctrl_offsets, ctrl_codes = controls.target_control_sets(rows[need], tid[need], nt)
-    ctrl_vocab = _control_vocab(controls, cc_names)
+        by_name = np.array(sorted(range(len(ctrl_vocab)), key=ctrl_vocab.__getitem__), np.int64)
+        n_ctrl, ctrl_offsets, ctrl_codes = controls.target_control_sets(
+            rows[need], tid[need], nt, code_order=by_name
+        )
 
     examples = _examples(v, rows, tid, nt, order, head)
     del order, head
@@ -387,12 +390,8 @@ def _list_column(
     offsets: np.ndarray, codes: np.ndarray, vocab: Sequence[str]
 ) -> pd.arrays.ArrowExtensionArray:
     """A column of string lists (Arrow-backed): row ``k`` holds the names of
-    ``codes[offsets[k]:offsets[k + 1]]``, sorted by name."""
-    rank = np.zeros(max(len(vocab), 1), np.int64)
-    rank[sorted(range(len(vocab)), key=lambda i: vocab[i])] = np.arange(len(vocab))
-    row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    order = np.lexsort((rank[codes], row))
-    values = pa.array(list(vocab), pa.string()).take(pa.array(codes[order]))
+    ``codes[offsets[k]:offsets[k + 1]]``, in that order."""
+    values = pa.array(list(vocab), pa.string()).take(pa.array(codes))
     offsets32 = pa.array(np.asarray(offsets, np.int32))
     return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(offsets32, values))
 

@@ -97,6 +97,11 @@ def test_target_controls_match_brute_force(data):
     rows = np.flatnonzero(~ok & ~ctrl)
     target = url[rows] * 4 + cc[rows]
     n_ok, ccs = c.target_controls(rows, target, 12)
+    backwards = np.arange(4)[::-1]  # the codes in another order: 3, 2, 1, 0
+    n_ok2, offsets, codes = c.target_control_sets(rows, target, 12, code_order=backwards)
+    assert np.array_equal(n_ok, n_ok2)
+    for tg in range(12):
+        assert codes[offsets[tg] : offsets[tg + 1]].tolist() == sorted(ccs[tg], reverse=True)
     for tg in range(12):
         mine = rows[target == tg]
         served = set()
