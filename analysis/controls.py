@@ -95,10 +95,12 @@ class TimeAxis:
 
 
 def _sorted_search(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """``searchsorted(keys, queries, 'left')`` with the queries sorted first (much faster)."""
+    """``searchsorted(keys, queries, 'left')`` with the queries sorted first (much faster).
+    Equal queries find the same place, so the order of ties does not matter: the fastest
+    sort (numpy's SIMD quicksort) will do."""
     if len(queries) < 2:
         return np.searchsorted(keys, queries, "left")
-    order = np.argsort(queries, kind="stable")
+    order = np.argsort(queries)
     out = np.empty(len(queries), np.int64)
     out[order] = np.searchsorted(keys, queries[order], "left")
     return out
@@ -352,7 +354,7 @@ class Controls:
         nonempty = np.flatnonzero(start < stop)
         if not len(nonempty):
             return n_ok, offsets, no_codes
-        nonempty = nonempty[np.argsort(start[nonempty], kind="stable")]  # bounded gaps
+        nonempty = nonempty[np.argsort(start[nonempty])]  # bounded gaps (ties: any order)
         s, e = start[nonempty], stop[nonempty]
         labels = self.acc_u.labels()
         own = self.cc[i_rows[nonempty]]
@@ -373,7 +375,7 @@ class Controls:
             own_bit[own_in] = np.left_shift(one, own_rel[own_in].astype(np.uint64))
             masks[:, w] = red & ~own_bit
         tg = i_target[nonempty]
-        by_target = np.argsort(tg, kind="stable")
+        by_target = np.argsort(tg)  # the masks of a target are OR-ed: any order
         tg, masks = tg[by_target], masks[by_target]
         heads = np.flatnonzero(np.r_[True, tg[1:] != tg[:-1]])
         merged = np.ascontiguousarray(np.bitwise_or.reduceat(masks, heads, axis=0))

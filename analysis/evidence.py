@@ -373,7 +373,7 @@ def take_strings(chunked: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
     if chunked.num_chunks <= 1:
         return chunked.combine_chunks().take(pa.array(rows))
     bounds = np.cumsum([0, *(len(c) for c in chunked.chunks)])
-    order = np.argsort(rows, kind="stable")
+    order = np.argsort(rows)  # equal rows are the same string: any order of ties
     srt = rows[order]
     which = np.searchsorted(bounds, srt, "right") - 1
     parts = []

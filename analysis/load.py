@@ -520,7 +520,7 @@ class FileFetcher:
         empty = pa.table({name: _null_column(name, 0) for name in columns})
         if len(rows) == 0:
             return empty
-        order = np.argsort(rows, kind="stable")
+        order = np.argsort(rows)  # equal rows fetch the same values: any order of ties
         srt = rows[order]
         fidx = np.searchsorted(self.starts, srt, side="right") - 1
         parts = []
