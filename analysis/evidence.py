@@ -523,8 +523,8 @@ def _denied_measurements(verdicts: pd.DataFrame, denied_targets: pd.DataFrame) -
     sub = v[[c for c in ("vantage_id", "probe_asn", "started_at") if c in v]].iloc[idx]
     return pd.DataFrame(
         {
-            "_aff": [str(cc_names[c]) for c in cc_codes[idx].tolist()],
-            "_url": [str(url_names[u]) for u in url_codes[idx].tolist()],
+            "_aff": np.array([str(c) for c in cc_names], dtype=object)[cc_codes[idx]],
+            "_url": np.array([str(u) for u in url_names], dtype=object)[url_codes[idx]],
             "_vantage": sub["vantage_id"].astype(object).to_numpy()
             if "vantage_id" in sub
             else None,

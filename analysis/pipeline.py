@@ -205,23 +205,41 @@ def _cat_counts(series: pd.Series, mask: np.ndarray | None = None) -> dict[str, 
     return {str(k): int(v) for k, v in s.value_counts(dropna=True).items()}
 
 
+def _distinct_pairs(a: np.ndarray, b: np.ndarray, nb: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (a, b) pairs of two code arrays (``0 <= b < nb``), as two arrays."""
+    key = a.astype(np.int64) * nb + b
+    if len(key) and int(key.max()) < 1 << 24:  # small code spaces: count, do not sort
+        seen = np.flatnonzero(np.bincount(key))
+    else:
+        seen = pd.unique(key)
+    return seen // nb, seen % nb
+
+
 def _vantages(frame: pd.DataFrame) -> dict[str, Any]:
     """Vantage counts per country and per AS (ordinary vantages; never addresses)."""
-    own = ~frame["is_control"].to_numpy(bool)
-    vid = frame["vantage_id"].cat.codes.to_numpy()[own]
-    cc = frame["probe_cc"].cat.codes.to_numpy()[own]
-    asn = frame["probe_asn"].to_numpy(dtype="float64", na_value=np.nan)[own]
-    keep = vid >= 0
-    vd = pd.DataFrame({"v": vid[keep], "c": cc[keep], "a": asn[keep]}).drop_duplicates()
-    cc_names = [str(c) for c in frame["probe_cc"].cat.categories]
-    countries = vd.drop_duplicates(["v", "c"])["c"].value_counts()
-    asns = vd.dropna(subset=["a"]).drop_duplicates(["v", "a"])["a"].value_counts()
     controls = frame["is_control"].to_numpy(bool)
-    ctrl_sources = frame["vantage_id"].cat.codes.to_numpy()[controls]
+    vids = frame["vantage_id"].cat.codes.to_numpy()
+    own = ~controls & (vids >= 0)
+    vid = vids[own].astype(np.int64)
+    cc_names = [str(c) for c in frame["probe_cc"].cat.categories]
+    cc = frame["probe_cc"].cat.codes.to_numpy()[own].astype(np.int64) + 1  # -1 (none): 0
+    _, c_of = _distinct_pairs(vid, cc, len(cc_names) + 1)
+    countries = np.bincount(c_of, minlength=len(cc_names) + 1)
+    asn = frame["probe_asn"].to_numpy(dtype="float64", na_value=np.nan)[own]
+    known = ~np.isnan(asn)
+    a_codes, a_values = pd.factorize(asn[known])
+    _, a_of = _distinct_pairs(vid[known], a_codes.astype(np.int64), max(len(a_values), 1))
+    asns = np.bincount(a_of, minlength=len(a_values))
+    ctrl_sources = vids[controls]
     return {
-        "count": int(vd["v"].nunique()),
-        "countries": {cc_names[int(c)]: int(n) for c, n in sorted(countries.items())},
-        "asns": {str(int(a)): int(n) for a, n in sorted(asns.items())},
+        "count": len(np.unique(vid)),
+        "countries": {
+            # a vantage without a country is counted under the last name, as before
+            cc_names[c - 1]: int(countries[c])
+            for c in sorted(range(len(countries)), key=lambda c: c - 1)
+            if countries[c]
+        },
+        "asns": {str(int(a_values[k])): int(asns[k]) for k in np.argsort(a_values) if asns[k]},
         "control_records": int(controls.sum()),
         "control_sources": len(np.unique(ctrl_sources[ctrl_sources >= 0])),
     }
