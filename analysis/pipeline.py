@@ -280,6 +280,26 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+#: Verdict columns that every verdict has: stored as required (not nullable) Parquet
+#: columns, which saves writing a definition level per value.
+VERDICT_REQUIRED: frozenset[str] = frozenset(
+    {
+        "measurement_id",
+        "started_at",
+        "probe_cc",
+        "is_control",
+        "url",
+        "rule_id",
+        "observation",
+        "mechanism",
+        "explicit",
+        "status",
+        "n_controls_ok",
+        "controls_two_countries",
+    }
+)
+
+
 def _table(frame: pd.DataFrame, name: str) -> pa.Table:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
@@ -290,6 +310,12 @@ def _table(frame: pd.DataFrame, name: str) -> pa.Table:
             b"res64.rules_version": str(rules.RULES_VERSION).encode(),
         }
     )
+    if name == "verdicts":  # (a column with a null after all simply stays nullable)
+        fields = [
+            f.with_nullable(f.name not in VERDICT_REQUIRED or table.column(f.name).null_count > 0)
+            for f in table.schema
+        ]
+        table = table.cast(pa.schema(fields))
     return table.replace_schema_metadata(meta)
 
 
