@@ -49,17 +49,9 @@ from analysis.load import (
     scan_file,
     sha256_file,
 )
-from analysis.pipeline import (
-    VERDICT_COLUMNS,
-    AnalysisResult,
-    Progress,
-    _Background,
-    _write_parquet,
-    _write_targets_pairs,
-    finish,
-    memory_tuning,
-    read_hops,
-)
+from analysis.memory import memory_tuning
+from analysis.outputs import VERDICT_COLUMNS, _Background, _write_parquet, _write_targets_pairs
+from analysis.pipeline import AnalysisResult, Progress, finish, read_hops
 from analysis.verdicts import FingerprintMatcher, compute_verdicts, hostname_of
 from probe.errors import ConfigError, DatasetError, StoreError
 

@@ -6,10 +6,12 @@
     compute_verdicts (analysis.verdicts) → one verdict per measurement (rule_id, status, ...)
     attribute (analysis.attribution)     → locus, responsible_cc (+ localisations, optional)
     targets / pairs (analysis.evidence)  → the SPEC §6 tables
-    write                                → verdicts.parquet, targets.parquet + .csv,
+    write (analysis.outputs)             → verdicts.parquet, targets.parquet + .csv,
                                            pairs.parquet + .csv, analysis.json
 
-Every output file is written to a temporary name and renamed when complete.
+Every output file is written to a temporary name and renamed when complete; the big ones in
+threads of their own while the evidence tables are computed.  :func:`memory_tuning`
+(:mod:`analysis.memory`) keeps freed memory in the process meanwhile.
 ``analysis.json`` names every input file with its size and SHA-256, the rules and fingerprint
 versions, the window, counts, the period, the vantages (counts per country and per AS, never
 addresses), the software version, when and by which command it was generated.
@@ -21,16 +23,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
-import hashlib
 import json
 import os
 import re
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,81 +37,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
-from numpy._core import multiarray as _np_multiarray
 
 from analysis import evidence, rules
 from analysis.attribution import attribute
 from analysis.evidence import pairs_for_display
 from analysis.load import read_dataset
+from analysis.memory import memory_tuning
+from analysis.outputs import (
+    OUTPUTS,
+    VERDICT_COLUMNS,
+    _atomic,
+    _Background,
+    _digest,
+    _write_csv,
+    _write_digested,
+    _write_parquet,
+    _write_targets_pairs,
+)
 from analysis.verdicts import FingerprintMatcher, Verdicts, compute_verdicts
 from probe._version import __version__
 from probe.errors import StoreError
 
 Progress = Callable[[str, int, int], None]
-OUTPUTS = (
-    "verdicts.parquet",
-    "targets.parquet",
-    "targets.csv",
-    "pairs.parquet",
-    "pairs.csv",
-    "analysis.json",
-)
-
-
-#: Columns of ``verdicts.parquet`` (the in-memory frame has a few more, e.g. operator_cc).
-VERDICT_COLUMNS: tuple[str, ...] = (
-    "measurement_id",
-    "started_at",
-    "campaign",
-    "probe_cc",
-    "probe_asn",
-    "probe_as_name",
-    "vantage_id",
-    "is_control",
-    "url",
-    "category_code",
-    "http_status",
-    "http_title",
-    "failure",
-    "fingerprint_id",
-    "rule_id",
-    "observation",
-    "mechanism",
-    "explicit",
-    "status",
-    "confidence",
-    "locus",
-    "responsible_cc",
-    "locus_rule_id",
-    "n_controls_ok",
-    "controls_two_countries",
-    "hop_asn",
-)
-
-
-class _Background:
-    """Runs ``func(*args)`` in a thread; :meth:`result` joins, re-raises its error or
-    returns its value."""
-
-    def __init__(self, func: Callable[..., Any], *args: object) -> None:
-        self.error: BaseException | None = None
-        self.value: Any = None
-
-        def run() -> None:
-            try:
-                self.value = func(*args)
-            except BaseException as exc:  # re-raised in the caller's thread
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, name="res64-write", daemon=True)
-        self.thread.start()
-
-    def result(self) -> Any:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.value
+__all__ = ["OUTPUTS", "VERDICT_COLUMNS", "AnalysisResult", "Evidence", "analyze", "memory_tuning"]
 
 
 @dataclass
@@ -127,59 +73,6 @@ class AnalysisResult:
     paths: dict[str, Path]
     skipped: list[dict[str, str]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-
-
-@contextlib.contextmanager
-def memory_tuning(enabled: bool = True, trim: bool = True) -> Iterator[None]:
-    """Keep freed memory in the process while the analysis runs (glibc, numpy).
-
-    The analysis allocates many short-lived arrays of tens of megabytes.  By default glibc
-    maps each one fresh from the kernel and numpy asks for transparent huge pages, so every
-    temporary array is zeroed again by the kernel — on virtual machines that is a large part
-    of the run time.  Inside this context glibc serves large blocks from its heap and keeps
-    what is freed (``M_MMAP_MAX=0``, high ``M_TRIM_THRESHOLD``) and numpy does not advise
-    huge pages; on exit the defaults come back and the heap is trimmed (unless ``trim`` is
-    false: a process about to end leaves that to the kernel).  Arrow allocates
-    from the same tuned heap meanwhile (its system pool instead of mimalloc, which hands
-    memory back to the kernel and takes it again).  Elsewhere than on glibc, or when numpy
-    lacks the switch, this does nothing.
-    """
-    if not enabled:
-        yield
-        return
-    libc = None
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            libc.gnu_get_libc_version  # noqa: B018 - glibc only
-        except (OSError, AttributeError):
-            libc = None
-    hugepage = getattr(_np_multiarray, "_set_madvise_hugepage", None)
-    previous_huge = None
-    previous_pool = None
-    try:
-        if libc is not None:
-            libc.mallopt(_M_MMAP_MAX, 0)
-            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-            previous_pool = pa.default_memory_pool()
-            pa.set_memory_pool(pa.system_memory_pool())
-        if hugepage is not None:
-            previous_huge = hugepage(False)
-        yield
-    finally:
-        if hugepage is not None and previous_huge is not None:
-            hugepage(previous_huge)
-        if previous_pool is not None:
-            pa.set_memory_pool(previous_pool)
-        if libc is not None:
-            libc.mallopt(_M_MMAP_MAX, 65536)
-            libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
-            if trim:
-                libc.malloc_trim(0)
 
 
 def _window_text(window: timedelta) -> str:
@@ -243,130 +136,6 @@ def _vantages(frame: pd.DataFrame) -> dict[str, Any]:
         "control_records": int(controls.sum()),
         "control_sources": int(np.count_nonzero(np.bincount(ctrl_sources[ctrl_sources >= 0]))),
     }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _digest(path: Path) -> dict[str, Any]:
-    """Size and SHA-256 of an output file, as ``analysis.json`` lists them."""
-    return {"size": path.stat().st_size, "sha256": _sha256(path)}
-
-
-def _write_digested(
-    paths: Sequence[Path], write: Callable[..., Any], *args: Any
-) -> dict[Path, dict[str, Any]]:
-    """``write(*args)``, then the digests of ``paths`` (run in a writer thread, so that each
-    output is hashed while it is still in the page cache and off the main thread)."""
-    write(*args)
-    return {p: _digest(p) for p in paths}
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-#: Verdict columns that every verdict has: stored as required (not nullable) Parquet
-#: columns, which saves writing a definition level per value.
-VERDICT_REQUIRED: frozenset[str] = frozenset(
-    {
-        "measurement_id",
-        "started_at",
-        "probe_cc",
-        "is_control",
-        "url",
-        "rule_id",
-        "observation",
-        "mechanism",
-        "explicit",
-        "status",
-        "n_controls_ok",
-        "controls_two_countries",
-    }
-)
-
-
-def _table(frame: pd.DataFrame, name: str) -> pa.Table:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta.pop(b"pandas", None)
-    meta.update(
-        {
-            b"res64.table": name.encode(),
-            b"res64.rules_version": str(rules.RULES_VERSION).encode(),
-        }
-    )
-    if name == "verdicts":  # (a column with a null after all simply stays nullable)
-        fields = [
-            f.with_nullable(f.name not in VERDICT_REQUIRED or table.column(f.name).null_count > 0)
-            for f in table.schema
-        ]
-        table = table.cast(pa.schema(fields))
-    return table.replace_schema_metadata(meta)
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path, name: str) -> None:
-    table = _table(frame, name)
-    dict_cols = [
-        f.name for f in table.schema if pa.types.is_dictionary(f.type) or f.name.endswith("_cc")
-    ]
-    # Min/max statistics for numbers and times (row-group pruning by period, status code,
-    # ...).  Not for the dictionary-coded text columns: their rows are in no useful order,
-    # so the statistics would prune nothing, and computing them is a third of the time it
-    # takes to write ten million verdicts.  Nor for measurement_id (unique, unordered).
-    stats_cols = [
-        f.name
-        for f in table.schema
-        if f.name != "measurement_id"
-        and not pa.types.is_dictionary(f.type)
-        and not pa.types.is_string(f.type)
-    ]
-
-    # Unique identifiers as their lengths (delta-coded) then their bytes: smaller and
-    # quicker to write than the plain encoding; every Parquet reader reads it.
-    encodings = (
-        {"measurement_id": "DELTA_LENGTH_BYTE_ARRAY"}
-        if "measurement_id" in table.column_names and "measurement_id" not in dict_cols
-        else None
-    )
-
-    def write(tmp: Path) -> None:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=1,
-            use_dictionary=dict_cols or False,
-            write_statistics=stats_cols or False,
-            column_encoding=encodings,
-        )
-
-    _atomic(path, write)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    _atomic(path, lambda tmp: evidence.write_csv(df, tmp))
-
-
-def _write_targets_pairs(df: pd.DataFrame, out: Path, stem: str) -> tuple[Path, Path]:
-    pq_path, csv_path = out / f"{stem}.parquet", out / f"{stem}.csv"
-    _write_parquet(df, pq_path, stem)
-    _write_csv(df, csv_path)
-    return pq_path, csv_path
 
 
 def _iso(ts: Any) -> str | None:
