@@ -271,7 +271,6 @@ def _analyze(
     # The big file is written (and hashed) in the background while the evidence tables are
     # computed; the targets files too, once the table exists, while the pairs are.
     keep = [c for c in VERDICT_COLUMNS if c in frame.columns]
-    summarizer = _Background(frame_summary, frame)  # the counts need nothing else
     writers = [
         _Background(
             _write_digested,
@@ -299,14 +298,14 @@ def _analyze(
         if progress is not None:
             progress("write", 0, 1)
         _write_targets_pairs(pairs_df, out, "pairs")
+        summary = frame_summary(frame)  # while the other files are still being written
     except BaseException:
-        for w in (*writers, summarizer):  # no thread outlives the call; the error goes up
+        for w in writers:  # no thread outlives the call; the main thread's error is raised
             with contextlib.suppress(BaseException):
                 w.result()
         raise
     if progress is not None:
         progress("wait-verdicts", 0, 1)
-    summary = summarizer.result()
     digests: dict[Path, dict[str, Any]] = {}
     for w in writers:
         digests.update(w.result())
