@@ -127,6 +127,8 @@ def epoch_us(series: pd.Series) -> np.ndarray:
 
 def _codes_in(series: pd.Series, vocab: Sequence[str]) -> np.ndarray:
     codes, cats = _factor(series)
+    if [str(c) for c in cats] == list(vocab):  # already coded in ``vocab`` (verdict columns)
+        return codes
     index = pd.Index(list(vocab), dtype=object)
     remap = np.append(index.get_indexer([str(c) for c in cats]), -1).astype(np.int32)
     return remap[codes]
@@ -177,14 +179,14 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
     ``verdicts``); without them ``n_controls_ok`` and ``control_ccs`` are empty.
     """
     v = verdicts
-    is_control = v["is_control"].fillna(False).to_numpy(bool) if "is_control" in v else None
-    rows = np.flatnonzero(~is_control) if is_control is not None else np.arange(len(v))
     cc_codes, cc_names = _factor(v["probe_cc"])
     url_codes, url_names = _factor(v["url"])
-    cc_codes = cc_codes[rows]
-    url_codes = url_codes[rows]
+    # the rows of ordinary vantages with a country and a URL (a mask: cheaper than indices)
     keep = (cc_codes >= 0) & (url_codes >= 0)
-    rows, cc_codes, url_codes = rows[keep], cc_codes[keep], url_codes[keep]
+    if "is_control" in v:
+        keep &= ~v["is_control"].fillna(False).to_numpy(bool)
+    rows = np.flatnonzero(keep)
+    cc_codes, url_codes = cc_codes[keep], url_codes[keep]
     if not len(rows):
         return _empty_targets()
     g = url_codes.astype(np.int64) * (len(cc_names) + 1) + cc_codes
@@ -195,25 +197,29 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
     t_cc = cc_codes[_first_index(tid, nt)]
     t_url = url_codes[_first_index(tid, nt)]
 
-    status = _codes_in(v["status"], R.STATUSES)[rows]
-    conf = _codes_in(v["confidence"], R.CONFIDENCES)[rows]
-    mech = _codes_in(v["mechanism"], R.MECHANISMS)[rows]
-    locus = _codes_in(v["locus"], R.LOCI)[rows] if "locus" in v else np.full(len(rows), -1)
+    status = _codes_in(v["status"], R.STATUSES)[keep]
+    conf = _codes_in(v["confidence"], R.CONFIDENCES)[keep]
+    mech = _codes_in(v["mechanism"], R.MECHANISMS)[keep]
+    locus = _codes_in(v["locus"], R.LOCI)[keep] if "locus" in v else np.full(len(rows), -1)
     resp_codes, resp_names = (
         _factor(v["responsible_cc"]) if "responsible_cc" in v else (np.full(len(v), -1), [])
     )
-    resp = resp_codes[rows]
+    resp = resp_codes[keep]
     if controls is not None and len(controls.t) == len(v):
-        t = controls.t[rows]
+        t = controls.t[keep]
     else:
-        t = epoch_us(v["started_at"])[rows]
+        t = epoch_us(v["started_at"])[keep]
 
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(tid[mask], minlength=nt)
+    def counts(codes: np.ndarray, vocab: Sequence[str]) -> dict[str, np.ndarray]:
+        """Rows per target and code (one pass; codes -1, none, are left out)."""
+        k = len(vocab) + 1
+        table = np.bincount(tid.astype(np.int64) * k + codes + 1, minlength=nt * k)
+        table = table.reshape(nt, k)
+        return {name: table[:, i + 1] for i, name in enumerate(vocab)}
 
     n_meas = np.bincount(tid, minlength=nt)
-    n_st = {s: count(status == R.STATUSES.index(s)) for s in R.STATUSES}
-    n_conf = {c: count(conf == R.CONFIDENCES.index(c)) for c in R.CONFIDENCES}
+    n_st = counts(status, R.STATUSES)
+    n_conf = counts(conf, R.CONFIDENCES)
     # rows grouped by target (then denied, other, accessible; then row order): every target
     # has rows, so the groups are the targets 0 .. nt-1 in order
     prio = np.where(
@@ -297,11 +303,11 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
     examples = _examples(v, rows, tid, nt, order, head)
     del order, head
     cat_codes, cat_names = _factor(v["category_code"]) if "category_code" in v else (None, [])
-    t_cat = _target_mode(tid, cat_codes[rows], nt) if cat_codes is not None else np.full(nt, -1)
+    t_cat = _target_mode(tid, cat_codes[keep], nt) if cat_codes is not None else np.full(nt, -1)
     op_codes, op_names = _factor(v["operator_cc"]) if "operator_cc" in v else (None, [])
-    t_op = _target_mode(tid, op_codes[rows], nt) if op_codes is not None else np.full(nt, -1)
+    t_op = _target_mode(tid, op_codes[keep], nt) if op_codes is not None else np.full(nt, -1)
     sv_codes, sv_names = _factor(v["server_cc"]) if "server_cc" in v else (None, [])
-    t_sv = _target_mode(tid, sv_codes[rows], nt) if sv_codes is not None else np.full(nt, -1)
+    t_sv = _target_mode(tid, sv_codes[keep], nt) if sv_codes is not None else np.full(nt, -1)
 
     def names(codes: np.ndarray, vocab: Sequence[Any]) -> pd.Categorical:
         return pd.Categorical.from_codes(codes.astype(np.int32), categories=[str(x) for x in vocab])
@@ -356,13 +362,15 @@ def _first_index(tid: np.ndarray, nt: int) -> np.ndarray:
 
 def _target_mode(tid: np.ndarray, codes: np.ndarray, nt: int) -> np.ndarray:
     """Per target the most frequent non-null code (ties: the lowest code); -1 when none."""
-    valid = codes >= 0
-    if not valid.any():
+    nc = int(codes.max()) + 1 if len(codes) else 0
+    if nc <= 0:  # no code at all
         return np.full(nt, -1)
-    nc = int(codes.max()) + 1
     if nt * nc > 50_000_000:
+        valid = codes >= 0
         return _mode_codes(tid[valid], codes[valid], nt, np.arange(nc))
-    counts = np.bincount(tid[valid] * nc + codes[valid], minlength=nt * nc).reshape(nt, nc)
+    # column 0 counts the nulls (code -1) and is left out
+    counts = np.bincount(tid.astype(np.int64) * (nc + 1) + codes + 1, minlength=nt * (nc + 1))
+    counts = counts.reshape(nt, nc + 1)[:, 1:]
     best = counts.argmax(axis=1)
     return np.where(counts[np.arange(nt), best] > 0, best, -1)
 
