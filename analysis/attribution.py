@@ -56,6 +56,16 @@ def _codes(series: pd.Series, vocab: Sequence[str]) -> np.ndarray:
     return index.get_indexer(values).astype(np.int32)
 
 
+def _codes_at(series: pd.Series, vocab: Sequence[str], rows: np.ndarray) -> np.ndarray:
+    """:func:`_codes` of the given rows only."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        index = pd.Index(list(vocab), dtype=object)
+        cats = [str(c) for c in series.cat.categories]
+        remap = np.append(index.get_indexer(cats), -1).astype(np.int32)
+        return remap[series.cat.codes.to_numpy()[rows]]
+    return _codes(series.iloc[rows], vocab)
+
+
 def _countries(series: pd.Series) -> list[str]:
     if isinstance(series.dtype, pd.CategoricalDtype):
         values = series.cat.categories
@@ -118,18 +128,7 @@ def attribute(verdicts: pd.DataFrame, localisations: pd.DataFrame | None = None)
         vocab_set.update(dict.fromkeys(_countries(_upper(loc["hop_cc"]))))
     vocab_set.pop(UNKNOWN_CC, None)
     vocab = sorted(vocab_set)
-    probe_c = _codes(probe, vocab)
-    oper_c = _codes(operator, vocab)
-    serv_c = _codes(server, vocab)
-    fp_c = _codes(fp_cc, vocab) if fp_cc is not None else np.full(n, -1, np.int32)
-    server_resp = np.where(oper_c >= 0, oper_c, serv_c)
-
     status = _codes(out["status"].astype("category"), R.STATUSES)
-    rule = _codes(out["rule_id"].astype("category"), R.RULE_IDS)
-    policy_of_rule = np.array([R.LOCUS_POLICIES.index(r.locus) for r in R.RULES] + [0], np.int8)
-    policy = policy_of_rule[rule]  # rule -1 -> policy 'none'
-    validated = _bool(out, "http_verified") & _bool(out, "tls_cert_valid")
-
     locus = np.full(n, R.LOCI.index("unknown"), np.int8)
     resp = np.full(n, -1, np.int32)
     why = np.full(n, LOCUS_RULES.index("locus.inconclusive"), np.int16)
@@ -138,12 +137,24 @@ def attribute(verdicts: pd.DataFrame, localisations: pd.DataFrame | None = None)
     why[settled] = LOCUS_RULES.index("locus.none")
     denied = status == R.STATUSES.index("denied")
 
+    # only the denied rows get a locus and a country: everything below is about them
+    d = np.flatnonzero(denied)
+    probe_c = _codes_at(probe, vocab, d)
+    oper_c = _codes_at(operator, vocab, d)
+    serv_c = _codes_at(server, vocab, d)
+    fp_c = _codes_at(fp_cc, vocab, d) if fp_cc is not None else np.full(len(d), -1, np.int32)
+    server_resp = np.where(oper_c >= 0, oper_c, serv_c)
+    rule = _codes_at(out["rule_id"].astype("category"), R.RULE_IDS, d)
+    policy_of_rule = np.array([R.LOCUS_POLICIES.index(r.locus) for r in R.RULES] + [0], np.int8)
+    policy = policy_of_rule[rule]  # rule -1 -> policy 'none'
+    validated = (_bool(out, "http_verified") & _bool(out, "tls_cert_valid"))[d]
+
     def assign(mask: np.ndarray, locus_name: str, rcodes: np.ndarray | None, rule_id: str) -> None:
-        m = denied & mask
-        locus[m] = R.LOCI.index(locus_name)
+        rows = d[mask]
+        locus[rows] = R.LOCI.index(locus_name)
         if rcodes is not None:
-            resp[m] = rcodes[m]
-        why[m] = LOCUS_RULES.index(rule_id)
+            resp[rows] = rcodes[mask]
+        why[rows] = LOCUS_RULES.index(rule_id)
 
     p = {name: policy == R.LOCUS_POLICIES.index(name) for name in R.LOCUS_POLICIES}
     assign(p["none"] | p["unknown"], "unknown", None, "locus.unknown")
@@ -167,13 +178,16 @@ def attribute(verdicts: pd.DataFrame, localisations: pd.DataFrame | None = None)
         l_hop = _codes(_upper(loc["hop_cc"]), vocab)[lrow]
         l_rule = loc["rule_id"].astype(object).to_numpy()[lrow]
         applied = np.zeros(n, bool)
-        for r, lc, hop, rid in zip(take.tolist(), l_locus, l_hop.tolist(), l_rule, strict=True):
+        at = np.searchsorted(d, take)  # the denied rows' places in the per-denial arrays
+        for r, k, lc, hop, rid in zip(
+            take.tolist(), at.tolist(), l_locus, l_hop.tolist(), l_rule, strict=True
+        ):
             if lc == "transit" and hop >= 0:
                 locus[r], resp[r] = R.LOCI.index("transit"), hop
             elif lc == "local":
-                locus[r], resp[r] = R.LOCI.index("local"), probe_c[r]
+                locus[r], resp[r] = R.LOCI.index("local"), probe_c[k]
             elif lc == "server":
-                locus[r], resp[r] = R.LOCI.index("server"), server_resp[r]
+                locus[r], resp[r] = R.LOCI.index("server"), server_resp[k]
             else:
                 continue  # no country for a transit block: stays unknown, never guessed
             name = str(rid) if rid is not None else "localisation"
