@@ -7,7 +7,6 @@ is still in the page cache (:func:`_write_digested`), for ``analysis.json``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis import evidence, rules
+from analysis.load import sha256_file
 from probe.errors import StoreError
 
 OUTPUTS = (
@@ -86,17 +86,9 @@ class _Background:
         return self.value
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _digest(path: Path) -> dict[str, Any]:
     """Size and SHA-256 of an output file, as ``analysis.json`` lists them."""
-    return {"size": path.stat().st_size, "sha256": _sha256(path)}
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _write_digested(

@@ -21,7 +21,6 @@ live in ``reports/templates/``.  Every file is written to a temporary name and r
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from analysis.load import sha256_file
 from analysis.report_figures import RenderedFigure, render_figures
 from analysis.report_i18n import LANGS
 from analysis.report_model import FileInfo, Report, build_report, display
@@ -102,16 +102,8 @@ def _read_meta(adir: Path) -> dict[str, Any]:
     return meta
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _file_infos(paths: Iterable[Path]) -> list[FileInfo]:
-    return [FileInfo(p.name, p.stat().st_size, _sha256(p)) for p in paths if p.is_file()]
+    return [FileInfo(p.name, p.stat().st_size, sha256_file(p)) for p in paths if p.is_file()]
 
 
 def load_analysis(
