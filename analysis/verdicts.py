@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -509,15 +509,8 @@ def compute_verdicts(
     ctrl_2xx, body_differs = _compare_pages(
         cols, np.flatnonzero(error_resp), controls, responses, fetch
     )
-    features = R.Features(
-        step=step,
-        fkind=fkind,
-        status=status,
-        fp=fp,
-        fp_needs=fp_needs,
-        redirected=redirected,
-        dns_blockpage=dnsf.blockpage,
-        dns_blockpage_bogon=dnsf.blockpage_bogon,
+    features = replace(
+        features,
         dns_bogon=dns_bogon,
         dns_inconsistent=dns_incons,
         ctrl_2xx=ctrl_2xx,
