@@ -181,9 +181,16 @@ class _Piece:
 
 
 def _dict_chunks(col: pa.ChunkedArray) -> Iterator[tuple[int, np.ndarray, pa.Array]]:
-    """(offset, indices, dictionary) of every chunk of a string or dictionary column."""
+    """(offset, indices, dictionary) of every chunk of a string or dictionary column.
+
+    Dictionary chunks (the files of a batch) are concatenated first: Arrow unifies their
+    dictionaries, so one dictionary per column comes out of a batch, not one per file.
+    """
+    chunks = col.chunks
+    if len(chunks) > 1 and all(pa.types.is_dictionary(c.type) for c in chunks):
+        chunks = [pa.concat_arrays(chunks)]
     pos = 0
-    for chunk in col.chunks:
+    for chunk in chunks:
         n = len(chunk)
         if not pa.types.is_dictionary(chunk.type):
             if pa.types.is_large_string(chunk.type):
@@ -256,14 +263,16 @@ def _piece(
 
     dns_vals: list[tuple[np.ndarray, pa.Array]] = []
     if "dns_answers" in names:
-        lengths = []
+        lengths, flats = [], []
         for chunk in table.column("dns_answers").chunks:
             length = pc.list_value_length(chunk)
             if length.null_count:
                 length = length.fill_null(0)
             lengths.append(length.to_numpy(zero_copy_only=False))
-            flat = chunk.flatten()
-            dns_vals.extend((idx, d) for _, idx, d in _dict_chunks(pa.chunked_array([flat])))
+            flats.append(chunk.flatten())
+        if flats:
+            flat = pa.chunked_array(flats, flats[0].type)
+            dns_vals.extend((idx, d) for _, idx, d in _dict_chunks(flat))
         nums["dns_lengths"] = np.concatenate(lengths) if len(lengths) != 1 else lengths[0]
     return _Piece(n, mid_arr, nums, cats, dns_vals)
 

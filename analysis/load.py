@@ -354,6 +354,13 @@ def scan_file(path: Path, columns: Collection[str] = SCAN_COLUMNS) -> _FileScan:
     Every :data:`SCAN_COLUMNS` present is type-checked whatever ``columns`` asks for.  The
     SHA-256 is left empty here: :func:`read_dataset` hashes in a thread of its own.
     """
+    table, info = _scan_table(path, columns)
+    constants = {"campaign": info.campaign, "probe_cc": info.probe_cc}
+    return _FileScan(info, _piece(table, constants, str(path), columns))
+
+
+def _scan_table(path: Path, columns: Collection[str]) -> tuple[pa.Table, DatasetFile]:
+    """The checked file's ``columns`` as a table, and what is known of the file."""
     try:
         st = path.stat()
         source = pa.OSFile(str(path))
@@ -368,8 +375,6 @@ def scan_file(path: Path, columns: Collection[str] = SCAN_COLUMNS) -> _FileScan:
         except (pa.ArrowException, OSError) as exc:
             raise DatasetError(f"{path}: cannot decode ({_short(exc)})") from None
     part = partition_values(path)
-    constants = {k: part.get(k) for k in ("campaign", "probe_cc")}
-    piece = _piece(table, constants, str(path), columns)
     info = DatasetFile(
         path=str(path),
         size=st.st_size,
@@ -381,7 +386,79 @@ def scan_file(path: Path, columns: Collection[str] = SCAN_COLUMNS) -> _FileScan:
         date=part.get("date"),
         mtime_ns=st.st_mtime_ns,
     )
-    return _FileScan(info, piece)
+    return table, info
+
+
+@dataclass
+class _BatchScan:
+    """Consecutive files scanned together: per file its record or its error, in order, and
+    the pieces of the good ones (one per run of files with the same columns)."""
+
+    results: list[DatasetFile | DatasetError]
+    pieces: list[_Piece]
+
+
+def _partition_constants(
+    tables: Sequence[pa.Table], infos: Sequence[DatasetFile], columns: Collection[str]
+) -> list[tuple[str, int, np.ndarray, pa.Array]]:
+    """Dictionary chunks of ``campaign`` / ``probe_cc`` from the partition directories, for
+    the concatenated ``tables`` that lack the column (one chunk per run of equal values)."""
+    out: list[tuple[str, int, np.ndarray, pa.Array]] = []
+    for name in ("campaign", "probe_cc"):
+        if name not in columns or name in tables[0].column_names:
+            continue
+        runs: list[tuple[str | None, int, int]] = []  # (value, offset, rows)
+        offset = 0
+        for table, info in zip(tables, infos, strict=True):
+            value = getattr(info, name)
+            if runs and runs[-1][0] == value:
+                runs[-1] = (value, runs[-1][1], runs[-1][2] + table.num_rows)
+            else:
+                runs.append((value, offset, table.num_rows))
+            offset += table.num_rows
+        for value, start, n in runs:
+            if value is None:  # an empty dictionary: every row null
+                out.append((name, start, np.full(n, -1, np.int32), pa.array([], pa.string())))
+            else:
+                out.append((name, start, np.zeros(n, np.int32), pa.array([value], pa.string())))
+    return out
+
+
+def _batch_piece(
+    tables: Sequence[pa.Table], infos: Sequence[DatasetFile], columns: Collection[str]
+) -> _Piece:
+    """One piece of several files' tables with the same schema (their dictionaries unified
+    here, in the worker, so that the merging thread sees one per column)."""
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    piece = _piece(table, {}, infos[0].path, columns)
+    piece.cats.extend(_partition_constants(tables, infos, columns))
+    return piece
+
+
+def scan_batch(paths: Sequence[Path], columns: Collection[str] = SCAN_COLUMNS) -> _BatchScan:
+    """:func:`scan_file` for consecutive files at once (worker threads): fewer, larger
+    pieces for the thread that merges them.  A bad file is reported in its place."""
+    results: list[DatasetFile | DatasetError] = []
+    pieces: list[_Piece] = []
+    run: list[tuple[pa.Table, DatasetFile]] = []
+
+    def close_run() -> None:
+        if run:
+            pieces.append(_batch_piece([t for t, _ in run], [i for _, i in run], columns))
+            run.clear()
+
+    for path in paths:
+        try:
+            table, info = _scan_table(path, columns)
+        except DatasetError as exc:
+            results.append(exc)
+            continue
+        if run and not run[0][0].schema.equals(table.schema):
+            close_run()
+        run.append((table, info))
+        results.append(info)
+    close_run()
+    return _BatchScan(results, pieces)
 
 
 def _unchanged(info: DatasetFile) -> None:
@@ -566,6 +643,29 @@ def _in_threads(
                 fut.cancel()
 
 
+#: Files scanned together by a worker: up to this many, or this many bytes.
+BATCH_FILES = 8
+BATCH_BYTES = 16 << 20
+
+
+def _batches(paths: Sequence[Path]) -> list[list[Path]]:
+    """``paths`` in consecutive groups of up to :data:`BATCH_FILES` files or about
+    :data:`BATCH_BYTES` bytes (a large file forms a group of its own)."""
+    out: list[list[Path]] = []
+    size = 0
+    for p in paths:
+        try:
+            n = p.stat().st_size
+        except OSError:
+            n = 0  # reported when the file is scanned
+        if not out or len(out[-1]) >= BATCH_FILES or size + n > BATCH_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(p)
+        size += n
+    return out
+
+
 def read_dataset(
     inputs: Iterable[str | os.PathLike[str]],
     *,
@@ -595,18 +695,23 @@ def read_dataset(
     # a generous guess of the rows; the untouched tail costs nothing
     builder = _Builder(total_bytes // 64, wanted)
     files: list[DatasetFile] = []
-    for i, result in _in_threads(scan_file, [(p, wanted) for p in paths], threads):
-        if isinstance(result, DatasetError):
-            if not skip_bad:
-                hasher.cancelled.set()
-                raise result
-            skipped.append({"path": str(paths[i]), "error": str(result)})
-        else:
-            assert isinstance(result, _FileScan)
-            builder.add(result.piece)
-            files.append(result.file)
+    batches = _batches(paths)
+    done = 0
+    for i, batch in _in_threads(scan_batch, [(b, wanted) for b in batches], threads):
+        assert isinstance(batch, _BatchScan)
+        for path, result in zip(batches[i], batch.results, strict=True):
+            if isinstance(result, DatasetError):
+                if not skip_bad:
+                    hasher.cancelled.set()
+                    raise result
+                skipped.append({"path": str(path), "error": str(result)})
+            else:
+                files.append(result)
+        for piece in batch.pieces:
+            builder.add(piece)
+        done += len(batches[i])
         if progress is not None:
-            progress("read", i + 1, len(paths))
+            progress("read", done, len(paths))
     if not files:
         hasher.cancelled.set()
         raise DatasetError("no readable measurement files in the input")
