@@ -487,10 +487,23 @@ class _Deferred(threading.Thread):
     def run(self) -> None:
         try:
             builder = _Builder(self.rows, PASS_COLUMNS)
+            run: list[tuple[pa.Table, DatasetFile]] = []  # files with the same columns
+
+            def flush() -> None:
+                if run:
+                    builder.add(
+                        _batch_piece([t for t, _ in run], [i for _, i in run], PASS_COLUMNS)
+                    )
+                    run.clear()
+
             for info in self.files:
                 if self.cancelled.is_set():
                     raise DatasetError("reading cancelled")
-                builder.add(self._read(info))
+                table = self._read(info)
+                if run and (len(run) >= BATCH_FILES or not run[0][0].schema.equals(table.schema)):
+                    flush()
+                run.append((table, info))
+            flush()
             self.parts = builder.parts()
         except BaseException as exc:  # raised in the thread that waits
             self.error = exc
@@ -503,22 +516,24 @@ class _Deferred(threading.Thread):
             self.join()
 
     @staticmethod
-    def _read(info: DatasetFile) -> _Piece:
+    def _read(info: DatasetFile) -> pa.Table:
         """The pass-through columns of a file checked in the first pass (and unchanged)."""
         _unchanged(info)
         path = Path(info.path)
         try:
             with pa.OSFile(str(path)) as source:
                 pf = _open(source, path)
-                names = set(pf.schema_arrow.names)
-                table = pf.read(columns=[c for c in PASS_COLUMNS if c in names], use_threads=False)
+                present = _checked_columns(path, pf)  # the first pass's check, cached
+                table = pf.read(
+                    columns=[c for c in present if c in PASS_COLUMNS], use_threads=False
+                )
         except OSError as exc:
             raise DatasetError(f"{path}: cannot read ({_short(exc)})") from None
         except pa.ArrowException as exc:
             raise DatasetError(f"{path}: cannot decode ({_short(exc)})") from None
         if table.num_rows != info.rows:
             raise DatasetError(f"{path}: the file changed during the analysis")
-        return _piece(table, {}, str(path), PASS_COLUMNS)
+        return table
 
     def __call__(self) -> dict[str, object]:
         self.join()
