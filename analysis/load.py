@@ -119,7 +119,8 @@ class Dataset:
             pending.cancel()
         if self.hasher is not None:
             self.hasher.cancelled.set()
-            self.hasher.join()
+            if self.hasher.ident is not None:  # started
+                self.hasher.join()
 
     def wait_hashes(self) -> list[DatasetFile]:
         """Wait for the background hashing; fill in ``sha256`` of every file.
@@ -129,6 +130,7 @@ class Dataset:
         if self.hasher is None:
             return self.files
         hasher, self.hasher = self.hasher, None
+        hasher.begin()  # (normally started already, after the background pass)
         hasher.join()
         for k, info in enumerate(self.files):
             got = hasher.get(Path(info.path))
@@ -249,6 +251,13 @@ class _Hasher(threading.Thread):
         self.paths = list(paths)
         self.results: dict[Path, tuple[str, int, int] | DatasetError] = {}
         self.cancelled = threading.Event()
+        self._starting = threading.Lock()
+
+    def begin(self) -> None:
+        """Start hashing unless started already (callable from any thread)."""
+        with self._starting:
+            if self.ident is None:
+                self.start()
 
     def run(self) -> None:
         buf = bytearray(4 << 20)
@@ -476,10 +485,13 @@ class _Deferred(threading.Thread):
     """Reads :data:`PASS_COLUMNS` of every file in the background (second decoding pass,
     while the verdicts are computed); calling it waits and returns the builder's parts."""
 
-    def __init__(self, files: Sequence[DatasetFile], rows: int) -> None:
+    def __init__(
+        self, files: Sequence[DatasetFile], rows: int, then: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(name="res64-pass", daemon=True)
         self.files = list(files)
         self.rows = rows
+        self.then = then  # started when the pass has succeeded (the hashing)
         self.parts: dict[str, object] = {}
         self.error: BaseException | None = None
         self.cancelled = threading.Event()
@@ -507,6 +519,9 @@ class _Deferred(threading.Thread):
             self.parts = builder.parts()
         except BaseException as exc:  # raised in the thread that waits
             self.error = exc
+            return
+        if self.then is not None and not self.cancelled.is_set():
+            self.then()
 
     def cancel(self) -> None:
         """Stop after the file in hand and wait (no thread may outlive the analysis: one
@@ -692,18 +707,20 @@ def read_dataset(
 ) -> Dataset:
     """Discover, check and scan every file of ``inputs`` (first pass), then hash them.
 
-    ``threads`` workers decode the files while the calling thread merges the string
-    dictionaries.  The SHA-256 of every file is computed by a thread of its own once the
-    files are decoded; with ``defer_hash`` it keeps running after this returns (the caller
-    computes meanwhile) until :meth:`Dataset.wait_hashes`.  With ``defer_pass`` the first
-    pass leaves out :data:`PASS_COLUMNS`, which another thread reads afterwards, while the
-    caller computes; :meth:`Columns.complete` waits for them.
+    ``threads`` workers decode batches of files while the calling thread merges the string
+    dictionaries.  The SHA-256 of every file is computed by a thread of its own; with
+    ``defer_hash`` it keeps running after this returns (the caller computes meanwhile) until
+    :meth:`Dataset.wait_hashes`.  With ``defer_pass`` the first pass leaves out
+    :data:`PASS_COLUMNS`, which another thread reads afterwards, while the caller computes
+    (:meth:`Columns.complete` waits for them); the hashing then follows that pass, in the
+    same spare time, instead of competing with the first one.
     """
     paths = discover(inputs)
-    # Hashing runs from the start, in the time the decoding threads leave idle (each of them
-    # waits for the interpreter now and then); files found bad are hashed for nothing.
     hasher = _Hasher(paths)
-    hasher.start()
+    if not defer_pass:
+        # hashing from the start, in the time the decoding threads leave idle (each of them
+        # waits for the interpreter now and then); files found bad are hashed for nothing
+        hasher.begin()
     skipped: list[dict[str, str]] = []
     total_bytes = sum(p.stat().st_size for p in paths)
     wanted = [c for c in SCAN_COLUMNS if not (defer_pass and c in PASS_COLUMNS)]
@@ -732,7 +749,8 @@ def read_dataset(
         raise DatasetError("no readable measurement files in the input")
     deferred = None
     if defer_pass:
-        deferred = _Deferred(files, builder.out.n)
+        hasher.paths = [Path(f.path) for f in files]
+        deferred = _Deferred(files, builder.out.n, then=hasher.begin)
         deferred.start()
     if deferred is None:
         columns = builder.finish()

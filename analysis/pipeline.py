@@ -41,7 +41,7 @@ import pyarrow as pa
 from analysis import evidence, rules
 from analysis.attribution import attribute
 from analysis.evidence import pairs_for_display
-from analysis.load import read_dataset
+from analysis.load import Dataset, read_dataset
 from analysis.memory import memory_tuning
 from analysis.outputs import (
     OUTPUTS,
@@ -251,7 +251,37 @@ def _analyze(
         ds.close()  # the background readers stop before the error goes up
         raise
     ds.release()  # the compact columns are no longer needed: free them before the evidence
-    files = ds.wait_hashes()  # hashed meanwhile, on the core the verdicts left idle
+    try:
+        return _evidence(
+            ds,
+            v,
+            out_dir,
+            hops_df=hops_df,
+            remote_origin=remote_origin,
+            window=window,
+            fingerprints=fingerprints,
+            progress=progress,
+            command=command,
+            localisations=localisations,
+        )
+    finally:
+        ds.close()  # (the hashing is done by then, unless an error came first)
+
+
+def _evidence(
+    ds: Dataset,
+    v: Verdicts,
+    out_dir: str | os.PathLike[str],
+    *,
+    hops_df: pd.DataFrame | None,
+    remote_origin: dict[str, str],
+    window: timedelta,
+    fingerprints: FingerprintMatcher,
+    progress: Progress | None,
+    command: list[str] | None,
+    localisations: pd.DataFrame | None,
+) -> AnalysisResult:
+    """Attribution, the evidence tables and every output file, from computed verdicts."""
     if progress is not None:
         progress("evidence", 0, 1)
     if localisations is None and hops_df is not None:
@@ -309,6 +339,7 @@ def _analyze(
     digests: dict[Path, dict[str, Any]] = {}
     for w in writers:
         digests.update(w.result())
+    files = ds.wait_hashes()  # hashed meanwhile, in the time the other threads left idle
     n_localised = 0 if localisations is None else len(localisations)
     return finish(
         out,

@@ -345,6 +345,49 @@ def test_deferred_pass_notices_a_changed_file(dataset):
         shorter()
 
 
+@pytest.mark.parametrize("defer", [False, True])
+def test_a_batch_of_files_reads_as_its_files_one_by_one(dataset, defer):
+    """Files scanned together (one batch: several countries, one file without optional
+    columns, one broken file skipped) give the values of each file read on its own."""
+    from analysis.columns import SCAN_COLUMNS, _Builder
+    from analysis.load import scan_file
+
+    root, files = dataset
+    older = pq.read_table(files[1]).drop_columns(["server_cc", "category_code", "http_verified"])
+    pq.write_table(older, files[1], compression="zstd")
+    files[3].write_bytes(files[3].read_bytes()[:300])  # truncated
+    ds = read_dataset([root], skip_bad=True, defer_pass=defer)
+    assert [s["path"] for s in ds.skipped] == [str(files[3])]
+    good = [f for f in files if f != files[3]]
+    builder = _Builder(64, SCAN_COLUMNS)
+    for f in good:
+        builder.add(scan_file(f).piece)
+    _columns_equal(builder.finish(), ds.columns.complete())
+    assert ds.columns.cats["server_cc"].decode().count(None) == pq.read_metadata(files[1]).num_rows
+
+
+def test_hashing_follows_the_background_pass_and_notices_a_change(dataset, monkeypatch):
+    """With the pass deferred, the files are hashed after it (not during the first pass);
+    a file that changes before it is hashed is an error naming it."""
+    import os
+
+    import analysis.load as load
+
+    root, files = dataset
+    calls: list[str] = []
+    begin = load._Hasher.begin
+    monkeypatch.setattr(load._Hasher, "begin", lambda self: calls.append("begin"))
+    ds = read_dataset([root], defer_pass=True, defer_hash=True)
+    assert calls == []  # nothing hashed while the first pass ran
+    ds.columns.complete()
+    assert calls == ["begin"]  # the background pass started it when done
+    st = files[0].stat()
+    os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    monkeypatch.setattr(load._Hasher, "begin", begin)
+    with pytest.raises(DatasetError, match=f"{files[0].name}: the file changed"):
+        ds.wait_hashes()
+
+
 def test_an_error_stops_the_background_reader(dataset, tmp_path, monkeypatch):
     """An analysis that fails leaves no reading thread behind (one still inside Arrow at
     interpreter exit would abort the process)."""
@@ -375,7 +418,7 @@ def test_an_error_stops_the_background_reader(dataset, tmp_path, monkeypatch):
     try:
         with pytest.raises(RuntimeError, match="verdicts failed"):
             analyze([root], tmp_path / "a")
-        alive = [t.name for t in threading.enumerate() if t.name == "res64-pass"]
+        alive = [t.name for t in threading.enumerate() if t.name in {"res64-pass", "res64-sha256"}]
         assert alive == []
     finally:
         gate.set()
