@@ -417,6 +417,10 @@ def _entries(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return starts + np.arange(total), row_of
 
 
+#: Rows deduplicated at a time by :func:`_distinct_answers` (bounds its temporary arrays).
+DISTINCT_CHUNK = 1 << 20
+
+
 def _distinct_answers(
     host: np.ndarray,
     label: np.ndarray,
@@ -428,8 +432,33 @@ def _distinct_answers(
     """Distinct (host, answer, label) triples over the answers of ``rows``.
 
     Rows with one or two answers (nearly all) are deduplicated as whole answer lists first,
-    so that ten million rows cost a few hash passes instead of one entry per answer.
+    so that ten million rows cost a few hash passes instead of one entry per answer; and
+    :data:`DISTINCT_CHUNK` rows at a time, whose few distinct triples are merged at the end
+    (the temporary arrays stay small instead of growing the heap by a gigabyte).
     """
+    n_ip = int(answers.max()) + 2 if len(answers) else 2
+    if len(rows) <= DISTINCT_CHUNK:
+        return _distinct_chunk(host, label, offsets, answers, rows, n_labels)
+    parts = [
+        _distinct_chunk(host, label, offsets, answers, rows[i : i + DISTINCT_CHUNK], n_labels)
+        for i in range(0, len(rows), DISTINCT_CHUNK)
+    ]
+    h, ip, lab = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    packed = np.asarray(pd.unique((h * n_ip + ip) * n_labels + lab), np.int64)
+    lab = packed % n_labels
+    hi = packed // n_labels
+    return hi // n_ip, hi % n_ip, lab
+
+
+def _distinct_chunk(
+    host: np.ndarray,
+    label: np.ndarray,
+    offsets: np.ndarray,
+    answers: np.ndarray,
+    rows: np.ndarray,
+    n_labels: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_distinct_answers` of a few rows at once."""
     lengths = offsets[rows + 1] - offsets[rows]
     small = (lengths >= 1) & (lengths <= 2)
     short, n_short = rows[small], lengths[small]
@@ -438,9 +467,9 @@ def _distinct_answers(
     first = offsets[short]
     a0 = answers[first].astype(np.int64)
     a1 = np.where(n_short == 2, answers[np.minimum(first + 1, max(len(answers) - 1, 0))], sentinel)
-    c1, u1 = pd.factorize(host[short] * n_ip + a0)
+    c1, u1 = pd.factorize(host[short].astype(np.int64) * n_ip + a0)
     c2, u2 = pd.factorize(c1.astype(np.int64) * n_ip + a1)
-    u3 = np.asarray(pd.unique(c2.astype(np.int64) * n_labels + label[short]), np.int64)
+    u3 = np.asarray(pd.unique(c2.astype(np.int64) * n_labels + label[short].astype(np.int64)))
     lab = u3 % n_labels
     k2 = np.asarray(u2, np.int64)[u3 // n_labels]
     ans1 = k2 % n_ip
@@ -525,12 +554,15 @@ def dns_features(
         return dns_bogon, dns_incons
     ctrl_label = n_cc  # dedicated controls count as "another country" for everybody
     nl = n_cc + 1
-    label = np.where(is_control, ctrl_label, cc).astype(np.int64)
+    label = np.where(is_control, ctrl_label, cc).astype(np.int32)
     n_ip = int(answers.max()) + 2 if len(answers) else 2  # as in _distinct_answers
-    host64 = np.asarray(host, np.int64)
+    host = np.asarray(host, np.int32)
+
+    def host64(rows: np.ndarray) -> np.ndarray:
+        return host[rows].astype(np.int64)
 
     acc_rows = np.flatnonzero(ok)
-    r_host, r_ip, r_label = _distinct_answers(host64, label, offsets, answers, acc_rows, nl)
+    r_host, r_ip, r_label = _distinct_answers(host, label, offsets, answers, acc_rows, nl)
     pairs = _MinMax.build(r_host * n_ip + r_ip, r_label, nl)
     hosts = _MinMax.build(r_host, r_label, nl)
     bog = ip_bogon[r_ip]
@@ -538,12 +570,14 @@ def dns_features(
     asn_ok = acc_rows[server_asn[acc_rows] > 0]  # 0: unknown
     asn_codes, asn_uniq = pd.factorize(np.concatenate([server_asn[asn_ok], server_asn[cand]]))
     n_asn = max(len(asn_uniq), 1)
-    asns = _MinMax.build(host64[asn_ok] * n_asn + asn_codes[: len(asn_ok)], label[asn_ok], nl)
+    asns = _MinMax.build(
+        host64(asn_ok) * n_asn + asn_codes[: len(asn_ok)], label[asn_ok].astype(np.int64), nl
+    )
 
     c_idx, c_row = _entries(offsets, cand)
     c_ip = answers[c_idx].astype(np.int64)
-    own = label[c_row]
-    seen = pairs.other(host64[c_row] * n_ip + c_ip, own)
+    own = label[c_row].astype(np.int64)
+    seen = pairs.other(host64(c_row) * n_ip + c_ip, own)
     consistent_ip = np.zeros(n, bool)
     consistent_ip[c_row[seen]] = True
     has_bogon = np.zeros(n, bool)
@@ -553,12 +587,13 @@ def dns_features(
     asn_shared = np.zeros(n, bool)
     known = server_asn[cand] > 0
     asn_shared[cand[known]] = asns.other(
-        host64[cand[known]] * n_asn + cand_asn[known], label[cand[known]]
+        host64(cand[known]) * n_asn + cand_asn[known], label[cand[known]].astype(np.int64)
     )
     has_ref = np.zeros(n, bool)
-    has_ref[cand] = hosts.other(host64[cand], label[cand])
+    cand_label = label[cand].astype(np.int64)
+    has_ref[cand] = hosts.other(host64(cand), cand_label)
     bogon_elsewhere = np.zeros(n, bool)
-    bogon_elsewhere[cand] = bogon_hosts.other(host64[cand], label[cand])
+    bogon_elsewhere[cand] = bogon_hosts.other(host64(cand), cand_label)
 
     suspect_incons = candidates & ~consistent_ip & ~asn_shared
     suspect_bogon = candidates & has_bogon & ~bogon_elsewhere
