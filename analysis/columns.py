@@ -319,11 +319,16 @@ class _DictMerger:
         if encoded.num_chunks != len(chunks):  # pragma: no cover - defensive
             raise RuntimeError("dictionary_encode changed the number of chunks")
         self.values = encoded.chunk(0).dictionary
-        target = self.arrays.arrays[self.name] if self.arrays is not None else None
+        target = None
+        if self.arrays is not None:
+            target = self.arrays.arrays[self.name]
+            if len(self.values) > np.iinfo(target.dtype).max:  # codes outgrow int16
+                target = self.arrays.arrays[self.name] = target.astype(np.int32)
+        dtype = target.dtype if target is not None else np.int32
         for k, (start, idx, _) in enumerate(self.pending, start=len(head)):
             # merged codes of the chunk's dictionary, then -1: a null (-1) index picks that
             local = encoded.chunk(k).indices.to_numpy(zero_copy_only=False)
-            lookup = np.empty(len(local) + 1, np.int32)
+            lookup = np.empty(len(local) + 1, dtype)
             lookup[:-1] = local
             lookup[-1] = -1
             out = target[start : start + len(idx)] if target is not None else self.parts[start]
@@ -345,8 +350,8 @@ def _compact_codes(codes: np.ndarray, n_values: int) -> np.ndarray:
     so that the verdict frame shares them instead of copying)."""
     for dtype in (np.int8, np.int16):
         if n_values < np.iinfo(dtype).max:
-            return codes.astype(dtype)
-    return codes
+            return codes.astype(dtype, copy=False)
+    return codes.astype(np.int32, copy=False)
 
 
 class _Builder:
@@ -357,7 +362,9 @@ class _Builder:
         self.columns = frozenset(columns)
         spec = [(name, dtype, fill) for name, dtype, fill, src in _NUMERIC if src in self.columns]
         cat_names = [c for c in CAT_COLUMNS if c in self.columns]
-        spec += [(f"cat:{name}", np.int32, -1) for name in cat_names]
+        # string codes start as int16 (pandas' type for up to 32,767 categories, so most are
+        # kept as built); a merger widens its array if the dictionary outgrows that
+        spec += [(f"cat:{name}", np.int16, -1) for name in cat_names]
         self.out = _Arrays(capacity, spec)
         self.mids: list[pa.Array] = []
         self.cats = {name: _DictMerger(self.out, f"cat:{name}") for name in cat_names}
