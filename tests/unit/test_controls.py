@@ -368,3 +368,34 @@ def test_uncommon_headers_and_title_words():
 )
 def test_bogons(ip, bogon):
     assert is_bogon(ip) is bogon
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("chunk", [3, 1 << 20])
+def test_distinct_answers_are_the_set_of_triples(packed, chunk, monkeypatch):
+    """Both deduplication paths (one packed key per row, or three hash passes), whole or
+    in chunks, give exactly the distinct (host, answer, label) triples of the rows."""
+    import analysis.controls as C
+
+    rng = np.random.default_rng(7)
+    n = 400
+    lengths = rng.choice([0, 1, 1, 2, 2, 3, 5], n)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    answers = rng.integers(0, 40, int(offsets[-1])).astype(np.int32)
+    host = rng.integers(0, 9, n).astype(np.int32)
+    label = rng.integers(0, 5, n).astype(np.int32)
+    rows = np.sort(rng.choice(n, 300, replace=False))
+    expected = {
+        (int(host[r]), int(a), int(label[r]))
+        for r in rows
+        for a in answers[offsets[r] : offsets[r + 1]]
+    }
+    monkeypatch.setattr(C, "DISTINCT_CHUNK", chunk)
+    if packed:
+        h, ip, lab = C._distinct_answers(host, label, offsets, answers, rows, 5)
+    else:
+        h, ip, lab = C._distinct_chunk(host, label, offsets, answers, rows, 5, packed=False)
+    got = list(zip(h.tolist(), ip.tolist(), lab.tolist(), strict=True))
+    assert len(got) == len(set(got))
+    assert set(got) == expected
