@@ -449,10 +449,16 @@ def _distinct_answers(
         for i in range(0, len(rows), DISTINCT_CHUNK)
     ]
     h, ip, lab = (np.concatenate([p[k] for p in parts]) for k in range(3))
-    packed = np.asarray(pd.unique((h * n_ip + ip) * n_labels + lab), np.int64)
-    lab = packed % n_labels
-    hi = packed // n_labels
-    return hi // n_ip, hi % n_ip, lab
+    return _unique_triples(h, ip, lab, n_ip, n_labels)
+
+
+def _unique_triples(
+    h: np.ndarray, ip: np.ndarray, lab: np.ndarray, n_ip: int, n_labels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (host, answer, label) triples among the given ones (int64 arrays)."""
+    key = np.asarray(pd.unique((h * n_ip + ip) * n_labels + lab), np.int64)
+    hi = key // n_labels
+    return hi // n_ip, hi % n_ip, key % n_labels
 
 
 def _distinct_chunk(
@@ -500,10 +506,7 @@ def _distinct_chunk(
         ips.append(answers[e_idx].astype(np.int64))
         labels.append(label[e_row])
     h, ip, lab = (np.concatenate(x).astype(np.int64) for x in (hosts, ips, labels))
-    packed = np.asarray(pd.unique((h * n_ip + ip) * n_labels + lab), np.int64)
-    lab = packed % n_labels
-    hi = packed // n_labels
-    return hi // n_ip, hi % n_ip, lab
+    return _unique_triples(h, ip, lab, n_ip, n_labels)
 
 
 @dataclass
