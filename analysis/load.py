@@ -269,11 +269,9 @@ class _Deferred(threading.Thread):
         path = Path(info.path)
         try:
             with pa.OSFile(str(path)) as source:
-                pf = _open(source, path)
-                present = _checked_columns(path, pf)  # the first pass's check, cached
-                table = pf.read(
-                    columns=[c for c in present if c in PASS_COLUMNS], use_threads=False
-                )
+                reader = _open(source, path)
+                layout = _checked_columns(path, reader)  # the first pass's check, cached
+                table = layout.read(reader, PASS_COLUMNS)
         except OSError as exc:
             raise DatasetError(f"{path}: cannot read ({_short(exc)})") from None
         except pa.ArrowException as exc:

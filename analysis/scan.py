@@ -17,11 +17,17 @@ import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+try:  # the reader under pq.ParquetFile, without its Python-side index of the schema's paths
+    from pyarrow._parquet import ParquetReader as _ArrowReader
+except ImportError:  # pragma: no cover - a pyarrow that moved it: go through ParquetFile
+    _ArrowReader = None
 
 from analysis.columns import CAT_COLUMNS, REQUIRED_COLUMNS, SCAN_COLUMNS, _Piece, _piece
 from probe.errors import DatasetError
@@ -120,15 +126,27 @@ _DICT_PATHS = (
 )
 
 
-def _open(source: pa.NativeFile, path: Path) -> pq.ParquetFile:
-    """The file opened for reading its string columns as dictionaries.
+def _reader(source: pa.NativeFile, **options: Any) -> Any:
+    """pyarrow's Parquet reader for ``source`` (``metadata``, ``read_dictionary``, ...)."""
+    if _ArrowReader is None:  # pragma: no cover
+        return pq.ParquetFile(source, **options).reader
+    reader = _ArrowReader()
+    reader.open(source, **options)
+    return reader
+
+
+def _open(source: pa.NativeFile, path: Path) -> Any:
+    """The file opened for reading its string columns as dictionaries: pyarrow's reader
+    (``metadata``, ``schema_arrow``, ``read_all``), read with :func:`_read_columns`.
 
     ``pre_buffer=False``: each column chunk is read where it is decoded, by the calling
     thread.  Arrow's default pre-buffering hands the reads to its I/O threads and waits for
-    them, which for local files costs a quarter more CPU than it saves.
+    them, which for local files costs a quarter more CPU than it saves.  Not through
+    ``pq.ParquetFile``: it indexes the paths of every column in Python on each opening,
+    which, holding the interpreter lock, costs more than decoding a small column.
     """
     try:
-        return pq.ParquetFile(source, read_dictionary=_DICT_PATHS, pre_buffer=False)
+        return _reader(source, read_dictionary=_DICT_PATHS, pre_buffer=False)
     except KeyError:
         pass  # a column is missing or the list element is named otherwise: look the paths up
     except (pa.ArrowException, OSError) as exc:
@@ -140,7 +158,7 @@ def _open(source: pa.NativeFile, path: Path) -> pq.ParquetFile:
         wanted = {*CAT_COLUMNS, "dns_answers"}
         paths = [md.schema.column(i).path for i in range(md.num_columns)]
         dict_paths = [p for p in paths if p.split(".", 1)[0] in wanted]
-        return pq.ParquetFile(source, metadata=md, read_dictionary=dict_paths, pre_buffer=False)
+        return _reader(source, metadata=md, read_dictionary=dict_paths, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(
             f"{path}: not a readable Parquet file, truncated or corrupt ({_short(exc)})"
@@ -153,6 +171,19 @@ class _FileScan:
     piece: _Piece
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The :data:`SCAN_COLUMNS` a file holds, and the Parquet leaf columns of each."""
+
+    present: list[str]
+    leaves: dict[str, list[int]]
+
+    def read(self, reader: Any, columns: Collection[str]) -> pa.Table:
+        """Those of ``columns`` the file holds, decoded by the calling thread."""
+        indices = [i for c in self.present if c in columns for i in self.leaves[c]]
+        return reader.read_all(column_indices=indices, use_threads=False)
+
+
 class _SchemaChecks:
     """The :data:`SCAN_COLUMNS` a file holds, checked once per distinct file schema.
 
@@ -163,22 +194,26 @@ class _SchemaChecks:
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self.known: list[tuple[pq.ParquetSchema, bytes | None, list[str]]] = []
+        self.known: list[tuple[pq.ParquetSchema, bytes | None, _Layout]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, path: Path, pf: pq.ParquetFile) -> list[str]:
-        md = pf.metadata
+    def __call__(self, path: Path, reader: Any) -> _Layout:
+        md = reader.metadata
         blob = (md.metadata or {}).get(b"ARROW:schema")
         pschema = md.schema
         with self.lock:
             known = list(self.known)
-        for schema, stored, present in known:
+        for schema, stored, layout in known:
             if stored == blob and schema.equals(pschema):
-                return present
-        present = self._check(path, pf.schema_arrow)
+                return layout
+        present = self._check(path, reader.schema_arrow)
+        leaves: dict[str, list[int]] = {}
+        for i in range(md.num_columns):
+            leaves.setdefault(pschema.column(i).path.split(".", 1)[0], []).append(i)
+        layout = _Layout(present, leaves)
         with self.lock:
-            self.known = [(pschema, blob, present), *self.known][: self.size]
-        return present
+            self.known = [(pschema, blob, layout), *self.known][: self.size]
+        return layout
 
     @staticmethod
     def _check(path: Path, schema: pa.Schema) -> list[str]:
@@ -214,11 +249,12 @@ def _scan_table(path: Path, columns: Collection[str]) -> tuple[pa.Table, Dataset
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({_short(exc)})") from None
     with source:
-        pf = _open(source, path)
-        version = _check_metadata(path, pf.metadata)
-        present = _checked_columns(path, pf)
+        reader = _open(source, path)
+        md = reader.metadata
+        version = _check_metadata(path, md)
+        layout = _checked_columns(path, reader)
         try:
-            table = pf.read(columns=[c for c in present if c in columns], use_threads=False)
+            table = layout.read(reader, columns)
         except (pa.ArrowException, OSError) as exc:
             raise DatasetError(f"{path}: cannot decode ({_short(exc)})") from None
     part = partition_values(path)
@@ -226,7 +262,7 @@ def _scan_table(path: Path, columns: Collection[str]) -> tuple[pa.Table, Dataset
         path=str(path),
         size=st.st_size,
         sha256="",
-        rows=pf.metadata.num_rows,
+        rows=md.num_rows,
         schema_version=version,
         campaign=part.get("campaign"),
         probe_cc=part.get("probe_cc"),

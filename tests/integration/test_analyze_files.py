@@ -345,6 +345,26 @@ def test_deferred_pass_notices_a_changed_file(dataset):
         shorter()
 
 
+def test_lists_written_by_another_tool_are_read(dataset):
+    """A file whose list element is named ``item`` (older writers, other tools) and one
+    without the optional columns read like the store's own files."""
+    root, files = dataset
+    before = read_dataset([root]).columns
+    table = pq.read_table(files[0])
+    schema = pa.schema(
+        [
+            f.with_type(pa.list_(pa.string())) if pa.types.is_list(f.type) else f
+            for f in table.schema
+        ],
+        metadata=table.schema.metadata,
+    )  # lists of "item" (pyarrow's default name)
+    table = table.cast(schema)
+    pq.write_table(table, files[0], compression="zstd", use_compliant_nested_type=False)
+    md = pq.read_metadata(files[0])
+    assert "dns_answers.list.item" in {md.schema.column(i).path for i in range(md.num_columns)}
+    _columns_equal(before, read_dataset([root], defer_pass=True).columns.complete())
+
+
 @pytest.mark.parametrize("defer", [False, True])
 def test_a_batch_of_files_reads_as_its_files_one_by_one(dataset, defer):
     """Files scanned together (one batch: several countries, one file without optional
