@@ -112,9 +112,10 @@ _FORMULA_START = FORMULA_PREFIXES  # one definition, shared with the report writ
 
 
 def _factor(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    """Codes (-1 = null) and categories of any column (categoricals without copying)."""
+    """Codes (-1 = null) and categories of any column (categoricals without copying: their
+    codes keep pandas' small signed type, so arithmetic on them widens first)."""
     if isinstance(series.dtype, pd.CategoricalDtype):
-        return series.cat.codes.to_numpy().astype(np.int32), list(series.cat.categories)
+        return series.cat.codes.to_numpy(), list(series.cat.categories)
     codes, uniq = pd.factorize(series, use_na_sentinel=True)
     return codes.astype(np.int32), list(uniq)
 
@@ -194,8 +195,9 @@ def targets(verdicts: pd.DataFrame, controls: Controls | None = None) -> pd.Data
     del g
     tid = tid.astype(np.int32)
     nt = len(uniq)
-    t_cc = cc_codes[_first_index(tid, nt)]
-    t_url = url_codes[_first_index(tid, nt)]
+    first_row = _first_index(tid, nt)
+    t_cc, t_url = cc_codes[first_row], url_codes[first_row]
+    del first_row
 
     status = _codes_in(v["status"], R.STATUSES)[keep]
     conf = _codes_in(v["confidence"], R.CONFIDENCES)[keep]
@@ -520,7 +522,7 @@ def _denied_measurements(verdicts: pd.DataFrame, denied_targets: pd.DataFrame) -
     cc_codes, cc_names = _factor(v["probe_cc"])
     url_codes, url_names = _factor(v["url"])
     ncc = len(cc_names) + 1
-    row_key = url_codes[idx] * ncc + cc_codes[idx]
+    row_key = url_codes[idx].astype(np.int64) * ncc + cc_codes[idx]
     t_cc = pd.Index([str(c) for c in cc_names]).get_indexer(
         denied_targets["affected_cc"].astype(str)
     )
