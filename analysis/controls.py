@@ -228,7 +228,9 @@ class Controls:
         cc_names: Sequence[str] | None = None,
     ) -> None:
         self.cc_names = list(cc_names) if cc_names is not None else None
-        self.url = np.asarray(url, np.int32)
+        self.url = np.asarray(url)  # any integer type (arithmetic widens first)
+        if self.url.dtype.kind not in "iu":
+            self.url = self.url.astype(np.int32)
         self.cc = np.asarray(cc, np.int32)
         self.t = np.asarray(t, np.int64)
         self.ok = np.asarray(ok, bool)

@@ -412,10 +412,10 @@ def compute_verdicts(
     step, fkind = _step_and_kind(cols)
     url_cat = cols.cats["url"]
     url_names = [str(u) for u in url_cat.names()]
-    url = url_cat.codes.astype(np.int32)
+    url = url_cat.codes  # pandas' small code type: the verdict frame shares it
     if (url < 0).any():  # no URL at all: give such rows their own (empty) URL
         url_names = [*url_names, ""]
-        url = np.where(url < 0, len(url_names) - 1, url)
+        url = np.where(url < 0, len(url_names) - 1, url.astype(np.int32))
     host_codes, _ = _cat([hostname_of(u) for u in url_names])
     host = host_codes[url]
     cc, cc_names = _country_codes(cols.cats["probe_cc"])
