@@ -621,7 +621,8 @@ def _frame(cols: Columns, **v: Any) -> pd.DataFrame:
     conf_codes = v["conf"].astype(np.int32)
     data = {
         "measurement_id": pd.arrays.ArrowExtensionArray(cols.measurement_id),
-        "started_at": pd.to_datetime(cols.started_at, unit="us", utc=True),
+        # a view of the microseconds (pd.to_datetime converts them, 0.2-0.5 s for 10 M)
+        "started_at": pd.DatetimeIndex(cols.started_at.view("M8[us]")).tz_localize("UTC"),
         "campaign": cat_col("campaign"),
         "probe_cc": categorical(v["cc"], v["cc_names"]),
         "probe_asn": _nullable_asn(cols.probe_asn),
