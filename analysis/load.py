@@ -60,13 +60,13 @@ from analysis.columns import (
 from analysis.scan import (
     BATCH_FILES,
     DatasetFile,
-    _batch_piece,
     _batches,
     _BatchScan,
     _checked_columns,
     _open,
     _short,
     partition_values,
+    pieces_by_schema,
     scan_batch,
     scan_file,
 )
@@ -231,23 +231,14 @@ class _Deferred(threading.Thread):
     def run(self) -> None:
         try:
             builder = _Builder(self.rows, PASS_COLUMNS)
-            run: list[tuple[pa.Table, DatasetFile]] = []  # files with the same columns
-
-            def flush() -> None:
-                if run:
-                    builder.add(
-                        _batch_piece([t for t, _ in run], [i for _, i in run], PASS_COLUMNS)
-                    )
-                    run.clear()
-
-            for info in self.files:
-                if self.cancelled.is_set():
-                    raise DatasetError("reading cancelled")
-                table = self._read(info)
-                if run and (len(run) >= BATCH_FILES or not run[0][0].schema.equals(table.schema)):
-                    flush()
-                run.append((table, info))
-            flush()
+            for b in range(0, len(self.files), BATCH_FILES):
+                tables = []
+                for info in self.files[b : b + BATCH_FILES]:
+                    if self.cancelled.is_set():
+                        raise DatasetError("reading cancelled")
+                    tables.append((self._read(info), info))
+                for piece in pieces_by_schema(tables, PASS_COLUMNS):
+                    builder.add(piece)
             self.parts = builder.parts()
         except BaseException as exc:  # raised in the thread that waits
             self.error = exc
@@ -403,6 +394,13 @@ def _in_threads(
                 fut.cancel()
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reported when the file is scanned
+
+
 def read_dataset(
     inputs: Iterable[str | os.PathLike[str]],
     *,
@@ -429,12 +427,13 @@ def read_dataset(
         # waits for the interpreter now and then); files found bad are hashed for nothing
         hasher.begin()
     skipped: list[dict[str, str]] = []
-    total_bytes = sum(p.stat().st_size for p in paths)
+    sizes = [_size(p) for p in paths]
+    total_bytes = sum(sizes)
     wanted = [c for c in SCAN_COLUMNS if not (defer_pass and c in PASS_COLUMNS)]
     # a generous guess of the rows; the untouched tail costs nothing
     builder = _Builder(total_bytes // 64, wanted)
     files: list[DatasetFile] = []
-    batches = _batches(paths)
+    batches = _batches(paths, sizes)
     done = 0
     for i, batch in _in_threads(scan_batch, [(b, wanted) for b in batches], threads):
         assert isinstance(batch, _BatchScan)

@@ -318,30 +318,34 @@ def _batch_piece(
     return piece
 
 
+def pieces_by_schema(
+    tables: Sequence[tuple[pa.Table, DatasetFile]], columns: Collection[str]
+) -> list[_Piece]:
+    """One piece per run of consecutive files whose tables have the same columns."""
+    pieces: list[_Piece] = []
+    start = 0
+    for k in range(1, len(tables) + 1):
+        if k == len(tables) or not tables[k][0].schema.equals(tables[start][0].schema):
+            run = tables[start:k]
+            pieces.append(_batch_piece([t for t, _ in run], [i for _, i in run], columns))
+            start = k
+    return pieces
+
+
 def scan_batch(paths: Sequence[Path], columns: Collection[str] = SCAN_COLUMNS) -> _BatchScan:
     """:func:`scan_file` for consecutive files at once (worker threads): fewer, larger
     pieces for the thread that merges them.  A bad file is reported in its place."""
     results: list[DatasetFile | DatasetError] = []
-    pieces: list[_Piece] = []
-    run: list[tuple[pa.Table, DatasetFile]] = []
-
-    def close_run() -> None:
-        if run:
-            pieces.append(_batch_piece([t for t, _ in run], [i for _, i in run], columns))
-            run.clear()
-
+    tables: list[tuple[pa.Table, DatasetFile]] = []
     for path in paths:
         try:
             table, info = _scan_table(path, columns)
         except DatasetError as exc:
             results.append(exc)
             continue
-        if run and not run[0][0].schema.equals(table.schema):
-            close_run()
-        run.append((table, info))
+        tables.append((table, info))
         results.append(info)
-    close_run()
-    return _BatchScan(results, pieces)
+    return _BatchScan(results, pieces_by_schema(tables, columns))
 
 
 #: Files scanned together by a worker: up to this many, or this many bytes.
@@ -349,16 +353,12 @@ BATCH_FILES = 8
 BATCH_BYTES = 16 << 20
 
 
-def _batches(paths: Sequence[Path]) -> list[list[Path]]:
+def _batches(paths: Sequence[Path], sizes: Sequence[int]) -> list[list[Path]]:
     """``paths`` in consecutive groups of up to :data:`BATCH_FILES` files or about
     :data:`BATCH_BYTES` bytes (a large file forms a group of its own)."""
     out: list[list[Path]] = []
     size = 0
-    for p in paths:
-        try:
-            n = p.stat().st_size
-        except OSError:
-            n = 0  # reported when the file is scanned
+    for p, n in zip(paths, sizes, strict=True):
         if not out or len(out[-1]) >= BATCH_FILES or size + n > BATCH_BYTES:
             out.append([])
             size = 0
